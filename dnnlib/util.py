@@ -1,0 +1,278 @@
+"""Small generic helpers: attribute dicts, construction by name, URL/cache opening, run folders.
+
+Nothing here imports torch; importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import io
+import os
+import re
+import shutil
+import tempfile
+import time
+import types
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+# ----------------------------------------------------------------------------
+
+
+class EasyDict(dict):
+    """A dict whose keys are also attributes: ``d.lr`` is ``d['lr']``."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self[name] = value
+
+    def __delattr__(self, name: str) -> None:
+        try:
+            del self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    # dict's own pickling would skip the attribute protocol; keep it plain.
+    def __reduce__(self):
+        return (EasyDict, (dict(self),))
+
+
+# ----------------------------------------------------------------------------
+# Human-readable durations.
+
+
+def format_time(seconds: float) -> str:
+    """Format a duration like ``5s``, ``3m 04s``, ``2h 03m 04s`` or ``1d 02h 03m``."""
+    s = int(round(max(float(seconds), 0.0)))
+    days, rem = divmod(s, 86400)
+    hours, rem = divmod(rem, 3600)
+    minutes, secs = divmod(rem, 60)
+    if days:
+        return f'{days}d {hours:02d}h {minutes:02d}m'
+    if hours:
+        return f'{hours}h {minutes:02d}m {secs:02d}s'
+    if minutes:
+        return f'{minutes}m {secs:02d}s'
+    return f'{secs}s'
+
+
+# ----------------------------------------------------------------------------
+# Construction by name. Settings flow as JSON-able dicts with a `class_name`.
+
+
+def get_module_from_obj_name(obj_name: str) -> tuple[types.ModuleType, str]:
+    """Split ``'pkg.mod.Class.attr'`` into the longest importable module and the remaining attribute path."""
+    if not isinstance(obj_name, str) or not obj_name or not re.fullmatch(r'[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*', obj_name):
+        raise ValueError(f'invalid object name {obj_name!r}: expected a dotted Python name like "package.module.Class"')
+    parts = obj_name.split('.')
+    for split in range(len(parts) - 1, 0, -1):
+        module_name = '.'.join(parts[:split])
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as e:
+            # Only swallow "this candidate module does not exist", never an import error *inside* it.
+            if e.name is not None and (module_name == e.name or module_name.startswith(e.name + '.')):
+                continue
+            raise
+        attr_path = '.'.join(parts[split:])
+        try:
+            _get_attr_path(module, attr_path)
+        except AttributeError:
+            continue
+        return module, attr_path
+    raise ValueError(f'cannot find {obj_name!r}: no importable module provides it')
+
+
+def _get_attr_path(obj: Any, attr_path: str) -> Any:
+    for part in attr_path.split('.'):
+        obj = getattr(obj, part)
+    return obj
+
+
+def get_obj_by_name(name: str) -> Any:
+    """Return the Python object with the given dotted name, importing its module."""
+    module, attr_path = get_module_from_obj_name(name)
+    return _get_attr_path(module, attr_path)
+
+
+def call_func_by_name(*args, func_name: str, **kwargs) -> Any:
+    """Look up a function by dotted name and call it."""
+    func = get_obj_by_name(func_name)
+    if not callable(func):
+        raise TypeError(f'{func_name!r} is not callable')
+    return func(*args, **kwargs)
+
+
+def construct_class_by_name(*args, class_name: str, **kwargs) -> Any:
+    """Look up a class by dotted name and instantiate it with the given arguments."""
+    cls = get_obj_by_name(class_name)
+    if not isinstance(cls, type):
+        raise TypeError(f'{class_name!r} is not a class')
+    return cls(*args, **kwargs)
+
+
+# ----------------------------------------------------------------------------
+# Cache directory and URL opening.
+
+CACHE_ENV_VAR = 'GANMC_CACHE_DIR'
+
+
+def make_cache_dir_path(*paths: str) -> str:
+    """Path inside the cache directory: ``$GANMC_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/stylegan2-softgan``
+    (``~/.cache/stylegan2-softgan`` by default). The directory is not created."""
+    root = os.environ.get(CACHE_ENV_VAR)
+    if not root:
+        base = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
+        root = os.path.join(base, 'stylegan2-softgan')
+    return os.path.join(root, *paths)
+
+
+class DownloadError(OSError):
+    """A remote file could not be fetched and no cached copy exists. The message says where to put the file."""
+
+
+def is_url(obj: Any, allow_file_urls: bool = False) -> bool:
+    """True if `obj` is an http(s) URL (or file:// when allowed)."""
+    if not isinstance(obj, str) or '://' not in obj:
+        return False
+    parsed = urllib.parse.urlparse(obj)
+    if parsed.scheme in ('http', 'https'):
+        return bool(parsed.netloc)
+    return allow_file_urls and parsed.scheme == 'file'
+
+
+def url_basename(url: str) -> str:
+    """The file name at the end of a URL's path (query and fragment removed)."""
+    name = os.path.basename(urllib.parse.urlparse(url).path)
+    name = re.sub(r'[^\w.\-]', '_', name)
+    return name or 'download'
+
+
+def url_cache_paths(url: str, cache_dir: str) -> list[str]:
+    """Where a cached copy of `url` may live: the plain file name (what a user places by hand) and a
+    digest-prefixed name (what a download writes, immune to clashes between URLs with equal names)."""
+    digest = hashlib.md5(url.encode('utf-8')).hexdigest()
+    name = url_basename(url)
+    return [os.path.join(cache_dir, name), os.path.join(cache_dir, f'{digest}_{name}')]
+
+
+def open_url(url: str, cache_dir: str | None = None, num_attempts: int = 3, verbose: bool = True,
+             return_filename: bool = False, cache: bool = True, timeout: float = 30.0):
+    """Open a local path, a ``file://`` URL or an ``http(s)://`` URL for binary reading.
+
+    Remote files are cached in `cache_dir` (default: ``make_cache_dir_path('downloads')``). When the
+    file is not cached and cannot be downloaded, raises DownloadError with one line naming the place
+    where the user can put the file by hand.
+    """
+    if not isinstance(url, (str, os.PathLike)):
+        raise TypeError(f'open_url expects a path or URL string, got {type(url).__name__}')
+    url = os.fspath(url)
+
+    # Local files: plain paths and file:// URLs.
+    if not is_url(url):
+        if '://' in url and not url.startswith('file://'):
+            raise ValueError(f'unsupported URL scheme in {url!r}: expected a local path, file://, http:// or https://')
+        path = urllib.request.url2pathname(urllib.parse.urlparse(url).path) if url.startswith('file://') else url
+        path = os.path.expanduser(path)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f'{path}: no such file')
+        return path if return_filename else open(path, 'rb')
+
+    if cache_dir is None:
+        cache_dir = make_cache_dir_path('downloads')
+    candidates = url_cache_paths(url, cache_dir)
+    if cache:
+        for path in candidates:
+            if os.path.isfile(path):
+                return path if return_filename else open(path, 'rb')
+
+    data = _download(url, num_attempts=num_attempts, verbose=verbose, timeout=timeout,
+                     manual_path=candidates[0])
+
+    if cache:
+        os.makedirs(cache_dir, exist_ok=True)
+        dst = candidates[1]
+        fd, tmp = tempfile.mkstemp(prefix='.tmp-', dir=cache_dir)
+        try:
+            with os.fdopen(fd, 'wb') as f:
+                f.write(data)
+            os.replace(tmp, dst)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+        return dst if return_filename else open(dst, 'rb')
+
+    if return_filename:
+        raise ValueError('open_url: return_filename=True requires cache=True for remote URLs')
+    return io.BytesIO(data)
+
+
+def _download(url: str, num_attempts: int, verbose: bool, timeout: float, manual_path: str) -> bytes:
+    last_error: BaseException | None = None
+    for attempt in range(max(int(num_attempts), 1)):
+        try:
+            if verbose:
+                print(f'Downloading {url} ...', flush=True)
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                return response.read()
+        except urllib.error.HTTPError as e:
+            # The server answered: retrying will not change a 404.
+            last_error = e
+            if 400 <= e.code < 500:
+                break
+        except (urllib.error.URLError, OSError) as e:
+            last_error = e
+        if attempt + 1 < num_attempts:
+            time.sleep(min(2.0 ** attempt, 5.0))
+    reason = getattr(last_error, 'reason', None) or last_error
+    raise DownloadError(f'cannot download {url} ({reason}); if this machine is offline, '
+                        f'place the file at {manual_path} (or pass a local path instead of the URL)')
+
+
+# ----------------------------------------------------------------------------
+# Run folders.
+
+_RUN_DIR_RE = re.compile(r'^(\d+)-')
+
+
+def make_run_dir(outdir: str, desc: str, create: bool = True) -> str:
+    """Create ``<outdir>/<NNNNN>-<desc>`` with NNNNN one more than the largest number already there.
+
+    Safe against concurrent callers: if another process takes the number first, the next one is tried.
+    With ``create=False`` only the would-be path is returned (for --dry-run).
+    """
+    if not desc or not re.fullmatch(r'[\w.\-]+', desc):
+        raise ValueError(f'invalid run description {desc!r}: use letters, digits, ".", "_" and "-"')
+    outdir = os.path.expanduser(outdir)
+    for _ in range(1000):
+        existing = []
+        if os.path.isdir(outdir):
+            for name in os.listdir(outdir):
+                m = _RUN_DIR_RE.match(name)
+                if m and os.path.isdir(os.path.join(outdir, name)):
+                    existing.append(int(m.group(1)))
+        run_id = max(existing, default=-1) + 1
+        path = os.path.join(outdir, f'{run_id:05d}-{desc}')
+        if not create:
+            return path
+        os.makedirs(outdir, exist_ok=True)
+        try:
+            os.mkdir(path)
+            return path
+        except FileExistsError:
+            continue
+    raise RuntimeError(f'could not create a run folder in {outdir}')
+
+
+def remove_tree_quietly(path: str) -> None:
+    """Remove a folder if it exists (used to undo a run folder created before a failure)."""
+    shutil.rmtree(path, ignore_errors=True)

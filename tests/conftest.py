@@ -1,0 +1,34 @@
+"""Shared test configuration: CUDA-only tests are skipped without a GPU; paths to the shared data."""
+
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / 'shared' / 'data'
+
+
+def pytest_collection_modifyitems(config, items):
+    import torch
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason='needs a CUDA device')
+    for item in items:
+        if 'cuda' in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def tmp_cache(tmp_path, monkeypatch):
+    """Point the project's cache directory (GANMC_CACHE_DIR) at an empty temporary folder."""
+    path = tmp_path / 'cache'
+    monkeypatch.setenv('GANMC_CACHE_DIR', str(path))
+    return path
+
+
+@pytest.fixture
+def shared_data():
+    """Path of ../shared/data; skips the test when the folder is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f'shared data folder {SHARED_DATA} is absent')
+    return SHARED_DATA
