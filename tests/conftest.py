@@ -1,11 +1,16 @@
 """Shared test configuration: CUDA-only tests are skipped without a GPU; paths to the shared data."""
 
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / 'shared' / 'data'
+
+# The command-line scripts (train.py, generate.py, ...) live at the repository root, outside the packages.
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
 
 
 def pytest_collection_modifyitems(config, items):

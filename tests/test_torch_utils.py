@@ -75,6 +75,14 @@ def test_infinite_sampler_epochs_shards_and_resume():
             expected = [single[p] for p in range(start, 40) if p % 3 == r][:5]
             assert resumed == expected
     assert _take(iter(misc.InfiniteSampler(data, shuffle=False)), 12) == data + [0, 1]
+    # Blocks: two ranks with block 4 take consecutive slices of the single-process stream.
+    blocks = [_take(iter(misc.InfiniteSampler(data, rank=r, num_replicas=2, seed=3, block_size=4)), 8) for r in range(2)]
+    assert blocks[0] == single[0:4] + single[8:12] and blocks[1] == single[4:8] + single[12:16]
+    resumed = _take(iter(misc.InfiniteSampler(data, rank=1, num_replicas=2, seed=3, block_size=4, start=16)), 4)
+    assert resumed == single[20:24]
+    # A start inside one of this rank's blocks begins mid-block.
+    mid = _take(iter(misc.InfiniteSampler(data, rank=0, num_replicas=2, seed=3, block_size=4, start=2)), 4)
+    assert mid == single[2:4] + single[8:10]
     with pytest.raises(ValueError, match='empty'):
         misc.InfiniteSampler([])
     with pytest.raises(ValueError, match='rank'):

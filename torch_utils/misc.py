@@ -84,45 +84,57 @@ class InfiniteSampler(torch.utils.data.Sampler):
     """Yields dataset indices forever.
 
     The global stream is a sequence of epochs; epoch `e` is a permutation of all indices drawn from
-    `seed + e` (or the identity when shuffle=False). Rank `r` of `R` takes positions r, r+R, r+2R, ...
-    of that stream, so the ranks together see every image once per epoch. `start` is the number of
-    global positions already consumed; a resumed run passes the image count it stopped at and sees
-    exactly the images an uninterrupted run would have seen next.
+    `seed + e` (or the identity when shuffle=False). The stream is cut into blocks of `block_size`
+    positions and rank `r` of `R` takes blocks r, r+R, r+2R, ... With block_size = the per-rank batch,
+    the ranks' batches of one step are consecutive slices of what a single process would see, so a
+    multi-process run and a single process with the same total batch see the same images.
+    `start` is the number of global positions already consumed; a resumed run passes the image count
+    it stopped at and sees exactly the images an uninterrupted run would have seen next.
     """
 
     def __init__(self, dataset, rank: int = 0, num_replicas: int = 1, shuffle: bool = True, seed: int = 0,
-                 start: int = 0):
+                 start: int = 0, block_size: int = 1):
         super().__init__()
         size = len(dataset)
         if size <= 0:
             raise ValueError('InfiniteSampler: the dataset is empty')
         if not 0 <= rank < num_replicas:
             raise ValueError(f'InfiniteSampler: rank must be in [0, {num_replicas}), got {rank}')
-        if start < 0:
-            raise ValueError(f'InfiniteSampler: start must be >= 0, got {start}')
+        if start < 0 or block_size < 1:
+            raise ValueError(f'InfiniteSampler: need start >= 0 and block_size >= 1, got {start} and {block_size}')
         self.size = size
         self.rank = rank
         self.num_replicas = num_replicas
         self.shuffle = shuffle
         self.seed = seed
         self.start = int(start)
+        self.block_size = int(block_size)
 
     def _epoch_order(self, epoch: int) -> np.ndarray:
         if not self.shuffle:
             return np.arange(self.size)
         return np.random.RandomState((self.seed + epoch) % (1 << 32)).permutation(self.size)
 
+    def _positions(self) -> Iterator[int]:
+        b, R = self.block_size, self.num_replicas
+        block = self.start // b
+        block += (self.rank - block) % R           # first block >= start's block that belongs to this rank
+        first = True
+        while True:
+            lo = block * b
+            for pos in range(max(lo, self.start) if first else lo, lo + b):
+                yield pos
+            first = False
+            block += R
+
     def __iter__(self) -> Iterator[int]:
-        # First global position >= start that belongs to this rank.
-        pos = self.start + (self.rank - self.start) % self.num_replicas
         epoch = -1
         order = None
-        while True:
+        for pos in self._positions():
             e, offset = divmod(pos, self.size)
             if e != epoch:
                 epoch, order = e, self._epoch_order(e)
             yield int(order[offset])
-            pos += self.num_replicas
 
 
 # ----------------------------------------------------------------------------

@@ -32,8 +32,10 @@ def init_multiprocessing(rank: int = 0, sync_device: torch.device | str | None =
 
 
 def _moments(value: Any) -> torch.Tensor:
-    t = torch.as_tensor(value).detach().flatten().to(torch.float64).cpu() if not isinstance(value, torch.Tensor) \
-        else value.detach().flatten().to(torch.float64).cpu()
+    if isinstance(value, torch.Tensor):
+        t = value.detach().flatten().to(device='cpu', dtype=torch.float64)
+    else:   # Python numbers stay float64 (torch.as_tensor would round them to float32)
+        t = torch.as_tensor(np.asarray(value, dtype=np.float64)).flatten()
     finite = torch.isfinite(t)
     t_ok = t[finite]
     return torch.stack([
