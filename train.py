@@ -1,0 +1,474 @@
+"""Train a GAN: stylegan2-ada-pytorch's command line plus --loss (SoftGAN and the other objectives),
+the β schedule options and --arch.
+
+Examples:
+
+\b
+  # The first run: embedded digits, SoftGAN, a few minutes on a laptop CPU.
+  python train.py
+\b
+  # SoftGAN on your data with 4 GPUs.
+  python train.py --outdir=runs --data=imagenet256.zip --gpus=4 --loss=soft
+\b
+  # Continue the newest run in runs/ exactly where it stopped.
+  python train.py --outdir=runs --data=imagenet256.zip --gpus=4 --loss=soft --resume=latest
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import tempfile
+
+import click
+
+import dnnlib
+import stylegan2_softgan  # noqa: F401  (registers the objectives with the loss registry)
+from dnnlib.cli import CommaSeparatedList, OneLineErrors, UserError
+from training import architectures, augment, dataset as dataset_lib
+from training.loss import get_loss_spec, list_losses
+
+# ----------------------------------------------------------------------------
+# Presets (stylegan2-ada's, plus 'digits' for the embedded data set).
+
+CFG_SPECS = {
+    'auto':      dict(ref_gpus=-1, kimg=25000,  mb=-1, mbstd=-1, fmaps=-1,  lrate=-1,     gamma=-1,   ema=-1,  ramp=0.05, map=2, pl=2, mix=0.9),
+    'stylegan2': dict(ref_gpus=8,  kimg=25000,  mb=32, mbstd=4,  fmaps=1,   lrate=0.002,  gamma=10,   ema=10,  ramp=None, map=8, pl=2, mix=0.9),
+    'paper256':  dict(ref_gpus=8,  kimg=25000,  mb=64, mbstd=8,  fmaps=0.5, lrate=0.0025, gamma=1,    ema=20,  ramp=None, map=8, pl=2, mix=0.9),
+    'paper512':  dict(ref_gpus=8,  kimg=25000,  mb=64, mbstd=8,  fmaps=1,   lrate=0.0025, gamma=0.5,  ema=20,  ramp=None, map=8, pl=2, mix=0.9),
+    'paper1024': dict(ref_gpus=8,  kimg=25000,  mb=32, mbstd=4,  fmaps=1,   lrate=0.002,  gamma=2,    ema=10,  ramp=None, map=8, pl=2, mix=0.9),
+    'cifar':     dict(ref_gpus=2,  kimg=100000, mb=64, mbstd=32, fmaps=1,   lrate=0.0025, gamma=0.01, ema=500, ramp=0.05, map=2, pl=0, mix=0),
+    # Small enough to train on the embedded 16x16 digits on a 2-core CPU in a few minutes.
+    'digits':    dict(ref_gpus=1,  kimg=60,     mb=32, mbstd=4,  fmaps=0.0625, lrate=0.0025, gamma=0.05, ema=2, ramp=0.05, map=2, pl=0, mix=0.9, cmax=128),
+}
+
+AUGPIPE_SPECS = augment.PRESETS     # blit, geom, color, ..., bgcfnc: stylegan2-ada's pipelines
+
+DEFAULT_DATA = 'builtin:digits16'
+STYLE_ARCHS = ('stylegan2', 'style-linear')
+
+# ----------------------------------------------------------------------------
+# Option resolution: CLI values -> one JSON-able dict for training_loop. Every check raises UserError
+# (one line, exit 2) before anything is written.
+
+
+def _cuda_device_count() -> int:
+    import torch
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def resolve_data(c, data, cond, subset, mirror, seed):
+    try:
+        c.training_set_kwargs = dataset_lib.make_dataset_kwargs(data, use_labels=bool(cond), max_size=subset,
+                                                                xflip=bool(mirror), random_seed=seed)
+        ds = dnnlib.util.construct_class_by_name(**c.training_set_kwargs)
+    except (ValueError, OSError) as e:
+        raise UserError(f'--data: {e}') from None
+    try:
+        info = dnnlib.EasyDict(name=ds.name, resolution=ds.resolution, channels=ds.num_channels,
+                               label_dim=ds.label_dim, size=len(ds))
+    finally:
+        ds.close()
+    c.training_set_kwargs.resolution = info.resolution if 'resolution' in c.training_set_kwargs else None
+    if c.training_set_kwargs.get('resolution') is None:
+        c.training_set_kwargs.pop('resolution', None)
+    return info
+
+
+def resolve_spec(cfg, gpus, res):
+    spec = dnnlib.EasyDict(CFG_SPECS[cfg])
+    if cfg == 'auto':
+        spec.ref_gpus = gpus
+        spec.mb = max(min(gpus * min(4096 // res, 32), 64), gpus)
+        spec.mbstd = min(spec.mb // gpus, 4)
+        spec.fmaps = 1 if res >= 512 else 0.5
+        spec.lrate = 0.002 if res >= 1024 else 0.0025
+        spec.gamma = 0.0002 * (res ** 2) / spec.mb
+        spec.ema = spec.mb * 10 / 32
+    return spec
+
+
+def resolve_networks(c, arch, info, spec, explicit):
+    """G_kwargs / D_kwargs from the --arch preset with the cfg's and the user's knobs."""
+    knobs = {}
+    if arch in STYLE_ARCHS:
+        knobs.update(channel_base=int(spec.fmaps * 32768), channel_max=int(spec.get('cmax', 512)), map_layers=spec.map)
+        if arch == 'stylegan2':
+            knobs['mbstd_group'] = spec.mbstd
+    knobs.update({k: v for k, v in explicit.items() if v is not None})
+    valid = architectures.get_arch(arch).knobs
+    for knob, (flag, value) in _explicit_flags(explicit).items():
+        if knob not in valid:
+            raise UserError(f'{flag}: not available with --arch={arch} (its options: {", ".join(valid) or "none"})')
+    knobs = {k: v for k, v in knobs.items() if k in valid}
+    try:
+        c.G_kwargs, c.D_kwargs = architectures.build_arch_kwargs(arch, info.resolution, info.channels,
+                                                                 c_dim=info.label_dim, **knobs)
+    except ValueError as e:
+        raise UserError(f'--arch={arch}: {e}') from None
+
+
+_KNOB_FLAGS = {'channel_base': '--cbase', 'channel_max': '--cmax', 'map_layers': '--map',
+               'num_fp16_res': '--fp32', 'conv_clamp': '--fp32', 'fp16_channels_last': '--nhwc',
+               'mbstd_group': '--mbstd-group'}
+
+
+def _explicit_flags(explicit):
+    return {k: (_KNOB_FLAGS.get(k, k), v) for k, v in explicit.items() if v is not None}
+
+
+def resolve_loss(c, loss, spec, arch, gamma, beta_opts, entropy_bonus):
+    try:
+        loss_spec = get_loss_spec(loss)
+    except ValueError as e:
+        raise UserError(f'--loss: {e}') from None
+    c.loss_kwargs = dnnlib.EasyDict(class_name=loss_spec.class_name, **loss_spec.defaults)
+    style = arch in STYLE_ARCHS
+    if 'r1_gamma' not in loss_spec.defaults or gamma is not None:
+        c.loss_kwargs.r1_gamma = spec.gamma if gamma is None else gamma
+    # Path length and style mixing need a style generator (mapping + synthesis).
+    c.loss_kwargs.setdefault('pl_weight', float(spec.pl) if style else 0.0)
+    c.loss_kwargs.setdefault('style_mixing_prob', float(spec.mix) if style else 0.0)
+    beta, beta_interval, beta_floor, beta_ema, soft_g_loss = beta_opts
+    given = {name: value for name, value in [('--beta', beta), ('--beta-interval', beta_interval),
+                                             ('--beta-floor', beta_floor), ('--beta-ema', beta_ema)]
+             if value is not None}
+    if loss == 'soft':
+        if entropy_bonus:
+            raise UserError('--entropy-bonus: SoftGAN always has its entropy term; use it with other losses')
+        c.loss_kwargs.update(beta=None if beta in (None, 'auto') else float(beta))
+        if beta_interval is not None:
+            c.loss_kwargs.beta_interval = beta_interval
+        if beta_floor is not None:
+            c.loss_kwargs.beta_floor = _parse_floor(beta_floor)
+        if beta_ema is not None:
+            c.loss_kwargs.beta_ema = beta_ema
+        if soft_g_loss is not None:
+            c.loss_kwargs.g_loss = soft_g_loss
+    else:
+        if soft_g_loss is not None:
+            raise UserError(f'--soft-g-loss: only applies to --loss=soft (got --loss={loss})')
+        if given and not entropy_bonus:
+            raise UserError(f'{next(iter(given))}: only applies to --loss=soft or with --entropy-bonus=1')
+        if entropy_bonus:
+            from stylegan2_softgan.softgan import beta_schedule_kwargs
+            c.loss_kwargs.beta_schedule = beta_schedule_kwargs(
+                beta=None if beta in (None, 'auto') else float(beta),
+                interval=beta_interval if beta_interval is not None else 4,
+                floor=_parse_floor(beta_floor) if beta_floor is not None else 'real',
+                ema=beta_ema if beta_ema is not None else 0.9)
+    return c.loss_kwargs
+
+
+def _parse_floor(value: str):
+    if value in ('real', 'zero'):
+        return value
+    try:
+        number = float(value)
+    except ValueError:
+        raise UserError(f'--beta-floor: expected "real", "zero" or a number >= 0, got {value!r}') from None
+    if not number >= 0:
+        raise UserError(f'--beta-floor: expected a number >= 0, got {value!r}')
+    return number
+
+
+def _parse_beta(value):
+    if value is None or value == 'auto':
+        return value
+    try:
+        number = float(value)
+    except ValueError:
+        raise UserError(f'--beta: expected "auto" (the EMD schedule) or a number in [0, 0.7213], got {value!r}') from None
+    from stylegan2_softgan.beta_schedule import BETA_MAX
+    if not 0 <= number <= BETA_MAX:
+        raise UserError(f'--beta: a fixed β must be in [0, {BETA_MAX:.4f}], got {value}')
+    return number
+
+
+def resolve_augment(c, aug, p, target, augpipe, resume):
+    if aug == 'ada':
+        c.ada_target = 0.6 if target is None else target
+    elif target is not None:
+        raise UserError('--target: only applies to --aug=ada')
+    if aug == 'fixed' and p is None:
+        raise UserError('--aug=fixed: needs --p')
+    if p is not None:
+        if aug != 'fixed' and resume is None:
+            raise UserError('--p: only applies to --aug=fixed (or to override p when resuming)')
+        c.augment_p = p
+    if aug == 'noaug':
+        if augpipe is not None:
+            raise UserError('--augpipe: cannot be used with --aug=noaug')
+        c.augment_kwargs = None
+    else:
+        c.augment_kwargs = dnnlib.EasyDict(class_name='training.augment.AugmentPipe',
+                                           **AUGPIPE_SPECS[augpipe or 'bgc'])
+
+
+def find_resume(resume: str, outdir: str) -> str:
+    from torch_utils import checkpoint
+    try:
+        if resume == 'latest':
+            runs = sorted((d for d in os.listdir(outdir) if re.match(r'^\d+-', d)), reverse=True) \
+                if os.path.isdir(outdir) else []
+            for run in runs:
+                if checkpoint.list_snapshots(os.path.join(outdir, run)):
+                    return checkpoint.find_latest_snapshot(os.path.join(outdir, run))
+            raise UserError(f'--resume=latest: no run folder in {outdir} holds a snapshot')
+        if os.path.isdir(resume):
+            return checkpoint.find_latest_snapshot(resume)
+        checkpoint.load_snapshot(resume)
+        return resume
+    except checkpoint.CheckpointError as e:
+        raise UserError(f'--resume: {e}') from None
+
+
+# ----------------------------------------------------------------------------
+# Launching: one process, N spawned processes, or torchrun.
+
+
+def subprocess_fn(rank: int, c: dict, temp_dir: str) -> None:
+    import torch
+    from training import training_loop
+    if c['num_gpus'] > 1:
+        backend = 'nccl' if torch.cuda.is_available() else 'gloo'
+        init_file = os.path.abspath(os.path.join(temp_dir, '.torch_distributed_init'))
+        torch.distributed.init_process_group(backend=backend, init_method=f'file://{init_file}', rank=rank,
+                                             world_size=c['num_gpus'])
+    try:
+        training_loop.training_loop(rank=rank, **c)
+    finally:
+        if c['num_gpus'] > 1:
+            torch.distributed.destroy_process_group()
+
+
+def launch(c: dict) -> None:
+    import torch
+    if c['num_gpus'] == 1:
+        subprocess_fn(0, c, '')
+        return
+    if not torch.cuda.is_available():      # CPU processes share the cores
+        c['num_threads'] = max(1, (os.cpu_count() or 1) // c['num_gpus'])
+    with tempfile.TemporaryDirectory() as temp_dir:
+        torch.multiprocessing.spawn(fn=subprocess_fn, args=(c, temp_dir), nprocs=c['num_gpus'])
+
+
+def torchrun_env() -> tuple[int, int] | None:
+    """(rank, world size) when started by torchrun, else None."""
+    if 'RANK' in os.environ and 'WORLD_SIZE' in os.environ and 'LOCAL_RANK' in os.environ:
+        return int(os.environ['RANK']), int(os.environ['WORLD_SIZE'])
+    return None
+
+
+# ----------------------------------------------------------------------------
+
+
+@click.command(cls=OneLineErrors, help=__doc__)
+# General.
+@click.option('--outdir', help='Where to save the results', metavar='DIR', default='training-runs', show_default=True)
+@click.option('--gpus', help='Number of GPUs (on a CPU-only machine: processes)', type=click.IntRange(min=1), default=1, show_default=True)
+@click.option('--snap', help='Snapshot interval in ticks', type=click.IntRange(min=1), default=50, show_default=True)
+@click.option('--metrics', help='Comma-separated list, "none", or "auto" (fid50k_full on GPU with real data, else none)', type=CommaSeparatedList(), default='auto', show_default=True)
+@click.option('--seed', help='Random seed', type=click.IntRange(min=0), default=0, show_default=True)
+@click.option('-n', '--dry-run', help='Print the resolved training options and exit', is_flag=True)
+# Data.
+@click.option('--data', help=f'Training data: zip, folder, or builtin:digits[8|16|32][-rgb]  [default: {DEFAULT_DATA}]', metavar='PATH')
+@click.option('--cond', help='Train a conditional model on the dataset labels', type=bool, default=False, show_default=True)
+@click.option('--subset', help='Train with only N images  [default: all]', type=click.IntRange(min=1), metavar='INT')
+@click.option('--mirror', help='Enable dataset x-flips', type=bool, default=False, show_default=True)
+# Base configuration.
+@click.option('--cfg', help='Base config  [default: auto, or digits for the embedded data]', type=click.Choice(list(CFG_SPECS)))
+@click.option('--gamma', help='Override R1 gamma', type=click.FloatRange(min=0))
+@click.option('--kimg', help='Override training duration (thousands of images)', type=click.FloatRange(min=0, min_open=True))
+@click.option('--batch', help='Override total batch size', type=click.IntRange(min=1))
+@click.option('--batch-gpu', help='Images per accumulation round per GPU  [default: batch/gpus or the cfg value]', type=click.IntRange(min=1))
+@click.option('--glr', help='Generator learning rate  [default: cfg]', type=click.FloatRange(min=0, min_open=True))
+@click.option('--dlr', help='Discriminator learning rate  [default: cfg]', type=click.FloatRange(min=0, min_open=True))
+@click.option('--cbase', help='Capacity multiplier (channel_base)', type=click.IntRange(min=1))
+@click.option('--cmax', help='Max. feature maps (channel_max)', type=click.IntRange(min=1))
+@click.option('--map', 'map_layers', help='Mapping network depth', type=click.IntRange(min=1))
+@click.option('--mbstd-group', help='Minibatch std group size', type=click.IntRange(min=1))
+@click.option('--tick', help='Progress interval in kimg', type=click.FloatRange(min=0, min_open=True), default=4, show_default=True)
+# Objective and architecture.
+@click.option('--loss', help='Objective', type=click.Choice(list_losses()), default='soft', show_default=True)
+@click.option('--arch', help='Architecture family', type=click.Choice(architectures.list_archs()), default='stylegan2', show_default=True)
+@click.option('--beta', help='SoftGAN β: "auto" (EMD schedule) or a fixed value in [0, 0.7213]', metavar='auto|FLOAT')
+@click.option('--beta-interval', help='Generator steps between EMD measurements  [default: 4]', type=click.IntRange(min=1))
+@click.option('--beta-floor', help='EMD floor: real (two real batches), zero, or a number  [default: real]', metavar='real|zero|FLOAT')
+@click.option('--beta-ema', help='EMA decay of the measured EMD  [default: 0.9]', type=click.FloatRange(min=0, max=1, max_open=True))
+@click.option('--soft-g-loss', help='SoftGAN generator term  [default: linear]', type=click.Choice(['linear', 'ns']))
+@click.option('--entropy-bonus', help="Add SoftGAN's β-weighted entropy term to another loss", type=bool, default=False, show_default=True)
+# Augmentation.
+@click.option('--aug', help='Augmentation mode  [default: ada, noaug for the embedded data]', type=click.Choice(['noaug', 'ada', 'fixed']))
+@click.option('--p', help='Augmentation probability for --aug=fixed', type=click.FloatRange(min=0, max=1))
+@click.option('--target', help='ADA target value for --aug=ada', type=click.FloatRange(min=0, max=1))
+@click.option('--augpipe', help='Augmentation pipeline  [default: bgc]', type=click.Choice(list(AUGPIPE_SPECS)))
+# Resume and transfer.
+@click.option('--resume', help='Continue exactly: a snapshot file, a run folder, or "latest" (newest in --outdir)', metavar='PATH')
+@click.option('--freezed', help='Freeze-D: number of frozen discriminator layers', type=click.IntRange(min=0), default=0, show_default=True)
+# Performance.
+@click.option('--fp32', help='Disable mixed precision', type=bool, default=False, show_default=True)
+@click.option('--nhwc', help='Use NHWC memory format with FP16', type=bool, default=False, show_default=True)
+@click.option('--nobench', help='Disable cuDNN benchmarking', type=bool, default=False, show_default=True)
+@click.option('--allow-tf32', help='Allow TF32 matmuls and convolutions', type=bool, default=False, show_default=True)
+@click.option('--workers', help='DataLoader worker processes  [default: 3 with a GPU, 0 on CPU]', type=click.IntRange(min=0))
+@click.option('--deterministic', help='Deterministic algorithms (bit-exact repeatability, slower)', type=bool, default=False, show_default=True)
+def main(**kw):
+    """Resolve, validate, write training_options.json into a new run folder, and train."""
+    desc, c = resolve_options(**kw)
+    if kw['dry_run']:
+        print(json.dumps(c, indent=2))
+        print(f'Run folder would be: {dnnlib.util.make_run_dir(kw["outdir"], desc, create=False)}')
+        return
+    run(c, desc, kw['outdir'])
+
+
+def resolve_options(**kw):
+    c = dnnlib.EasyDict()
+    gpus = kw['gpus']
+    env = torchrun_env()
+    if env is not None:
+        if kw['gpus'] not in (1, env[1]):
+            raise UserError(f'--gpus={gpus}: under torchrun the world size ({env[1]}) is used; omit --gpus')
+        gpus = env[1]
+    elif _cuda_device_count() and gpus > _cuda_device_count():
+        raise UserError(f'--gpus={gpus}: only {_cuda_device_count()} CUDA device(s) are visible')
+    c.num_gpus = gpus
+
+    data = kw['data'] or DEFAULT_DATA
+    info = resolve_data(c, data, kw['cond'], kw['subset'], kw['mirror'], kw['seed'])
+    desc = info.name
+    if kw['cond']:
+        desc += '-cond'
+    if kw['subset']:
+        desc += f'-subset{kw["subset"]}'
+    if kw['mirror']:
+        desc += '-mirror'
+
+    cfg = kw['cfg'] or ('digits' if kw['data'] is None else 'auto')
+    spec = resolve_spec(cfg, gpus, info.resolution)
+    desc += f'-{cfg}' + (f'{gpus}' if cfg == 'auto' else '')
+
+    explicit = dict(channel_base=kw['cbase'], channel_max=kw['cmax'], map_layers=kw['map_layers'],
+                    mbstd_group=kw['mbstd_group'])
+    if kw['fp32']:
+        explicit.update(num_fp16_res=0, conv_clamp=None)
+    if kw['nhwc']:
+        explicit.update(fp16_channels_last=True)
+    resolve_networks(c, kw['arch'], info, spec, explicit)
+    if kw['fp32'] and 'num_fp16_res' in architectures.get_arch(kw['arch']).knobs:
+        c.G_kwargs.synthesis_kwargs['conv_clamp'] = None     # the builder treats None as "preset default"
+        c.D_kwargs['conv_clamp'] = None
+    if kw['freezed']:
+        if 'block_kwargs' not in c.D_kwargs:
+            raise UserError(f'--freezed: not available with --arch={kw["arch"]}')
+        c.D_kwargs.block_kwargs['freeze_layers'] = kw['freezed']
+        desc += f'-freezed{kw["freezed"]}'
+    if kw['arch'] != 'stylegan2':
+        desc += f'-{kw["arch"]}'
+
+    # Optimisers: the objective's own preset where it has one (e.g. RMSProp for WGAN), else the cfg's Adam.
+    loss_spec = get_loss_spec(kw['loss'])
+    for key, preset, lr in (('G_opt_kwargs', loss_spec.G_opt, kw['glr']), ('D_opt_kwargs', loss_spec.D_opt, kw['dlr'])):
+        opt = dnnlib.EasyDict(preset or dict(class_name='torch.optim.Adam', lr=spec.lrate, betas=[0.0, 0.99], eps=1e-8))
+        if lr is not None:
+            opt.lr = lr
+        c[key] = opt
+    beta = _parse_beta(kw['beta'])
+    resolve_loss(c, kw['loss'], spec, kw['arch'],
+                 kw['gamma'], (beta, kw['beta_interval'], kw['beta_floor'], kw['beta_ema'], kw['soft_g_loss']),
+                 kw['entropy_bonus'])
+    desc += f'-{kw["loss"]}'
+    if kw['gamma'] is not None:
+        desc += f'-gamma{kw["gamma"]:g}'
+
+    c.total_kimg = kw['kimg'] if kw['kimg'] is not None else spec.kimg
+    c.batch_size = kw['batch'] if kw['batch'] is not None else spec.mb
+    if c.batch_size % gpus != 0:
+        raise UserError(f'--batch={c.batch_size}: must be divisible by --gpus={gpus}')
+    if kw['batch'] is not None:
+        desc += f'-batch{c.batch_size}'
+        c.batch_gpu = c.batch_size // gpus
+    else:
+        c.batch_gpu = max(spec.mb // spec.ref_gpus, 1)
+    if kw['batch_gpu'] is not None:
+        c.batch_gpu = kw['batch_gpu']
+    if c.batch_size % (c.batch_gpu * gpus) != 0:
+        raise UserError(f'--batch-gpu={c.batch_gpu}: batch {c.batch_size} must be a multiple of batch-gpu × gpus '
+                        f'({c.batch_gpu} × {gpus})')
+    mbstd = c.D_kwargs.get('epilogue_kwargs', {}).get('mbstd_group_size')
+    if mbstd is not None and c.batch_gpu % min(mbstd, c.batch_gpu) != 0:
+        raise UserError(f'--mbstd-group={mbstd}: must divide the per-GPU batch {c.batch_gpu}')
+    c.ema_kimg = spec.ema
+    c.ema_rampup = spec.ramp
+    c.kimg_per_tick = kw['tick']
+    c.image_snapshot_ticks = c.network_snapshot_ticks = kw['snap']
+    c.random_seed = kw['seed']
+
+    aug = kw['aug'] or ('noaug' if kw['data'] is None else 'ada')
+    resolve_augment(c, aug, kw['p'], kw['target'], kw['augpipe'], kw['resume'])
+    if kw['aug'] is not None:
+        desc += f'-{aug}'
+
+    if kw['resume'] is not None:
+        c.resume = find_resume(kw['resume'], kw['outdir'])
+        desc += '-resume'
+
+    metrics = kw['metrics']
+    if metrics == ['auto']:
+        metrics = ['fid50k_full'] if _cuda_device_count() and not kw['data'] is None else []
+    if metrics:
+        from metrics import metric_main
+        bad = [m for m in metrics if not metric_main.is_valid_metric(m)]
+        if bad:
+            raise UserError(f'--metrics: unknown metric {bad[0]!r}; valid: {", ".join(metric_main.list_valid_metrics())}')
+    c.metrics = metrics
+
+    workers = kw['workers'] if kw['workers'] is not None else (3 if _cuda_device_count() else 0)
+    c.data_loader_kwargs = dnnlib.EasyDict(pin_memory=bool(_cuda_device_count()), num_workers=workers,
+                                           prefetch_factor=2)
+    c.cudnn_benchmark = not kw['nobench']
+    c.allow_tf32 = bool(kw['allow_tf32'])
+    c.deterministic = bool(kw['deterministic'])
+    return desc, c
+
+
+def run(c: dict, desc: str, outdir: str) -> None:
+    env = torchrun_env()
+    c = copy.deepcopy(c)
+    if env is None:
+        run_dir = dnnlib.util.make_run_dir(outdir, desc)
+        _write_options(run_dir, c)
+        print(f'Training options written to {os.path.join(run_dir, "training_options.json")}')
+        c['run_dir'] = run_dir
+        c['options_for_meta'] = json.loads(json.dumps(c))
+        launch(dict(c))
+        return
+    # torchrun: every process runs this script; rank 0 makes the run folder and tells the others.
+    import torch
+    rank, world = env
+    backend = 'nccl' if torch.cuda.is_available() else 'gloo'
+    torch.distributed.init_process_group(backend=backend)
+    holder = [None]
+    if rank == 0:
+        holder[0] = dnnlib.util.make_run_dir(outdir, desc)
+        _write_options(holder[0], c)
+    torch.distributed.broadcast_object_list(holder, src=0)
+    c['run_dir'] = holder[0]
+    c['options_for_meta'] = json.loads(json.dumps(c))
+    from training import training_loop
+    try:
+        training_loop.training_loop(rank=rank, **c)
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def _write_options(run_dir: str, c: dict) -> None:
+    from training.run_logging import atomic_write_bytes
+    atomic_write_bytes(os.path.join(run_dir, 'training_options.json'), json.dumps(c, indent=2).encode('utf-8'))
+
+
+if __name__ == '__main__':
+    main()
