@@ -29,6 +29,7 @@ import torch
 import dnnlib
 from torch_utils import checkpoint, misc, training_stats
 from training.ada import AdaController
+from training.phases import StepRunner
 from training.run_logging import RunLogger, grid_shape, save_image_grid, write_plots
 
 # ----------------------------------------------------------------------------
@@ -108,19 +109,6 @@ def _python_state_from_data(d: dict):
     return (d['version'], tuple(d['internal']), d['gauss'])
 
 
-def make_optimizer(module: torch.nn.Module, opt_kwargs: dict, reg_interval: int | None) -> torch.optim.Optimizer:
-    """Build the optimiser; with lazy regularisation, rescale lr and Adam's betas by c = k/(k+1)."""
-    kwargs = dnnlib.EasyDict(copy.deepcopy(opt_kwargs))
-    if 'betas' in kwargs:
-        kwargs.betas = [float(b) for b in kwargs.betas]     # JSON may turn 0.0 into 0; Adam wants floats
-    if reg_interval is not None:
-        c = reg_interval / (reg_interval + 1)
-        kwargs.lr = kwargs.lr * c
-        if 'betas' in kwargs:
-            kwargs.betas = [float(b) ** c for b in kwargs.betas]
-    return dnnlib.util.construct_class_by_name(module.parameters(), **kwargs)
-
-
 # ----------------------------------------------------------------------------
 
 
@@ -181,7 +169,6 @@ def training_loop(
     if batch_size % (batch_gpu * num_gpus) != 0:
         raise ValueError(f'batch {batch_size} must be a multiple of batch_gpu {batch_gpu} × processes {num_gpus}')
     batch_per_rank = batch_size // num_gpus
-    num_rounds = batch_per_rank // batch_gpu
 
     # Resume state (read before building anything so the architecture comes from the snapshot).
     resume_snap = None
@@ -242,18 +229,8 @@ def training_loop(
     real_source = RealImageSource(training_set, device, random_seed)
     loss = dnnlib.util.construct_class_by_name(device=device, G=G, D=D, augment_pipe=augment_pipe,
                                                real_source=real_source, **loss_kwargs)
-    phases = []
-    for name, module, opt_kwargs, reg_interval, main_interval in [
-            ('G', G, G_opt_kwargs, loss.G_reg_interval, loss.n_critic),
-            ('D', D, D_opt_kwargs, loss.D_reg_interval, 1)]:
-        opt = make_optimizer(module, opt_kwargs, reg_interval)
-        if reg_interval is None:
-            phases.append(dnnlib.EasyDict(name=name + 'both', module=module, opt=opt, interval=main_interval, gain=1))
-        else:
-            phases.append(dnnlib.EasyDict(name=name + 'main', module=module, opt=opt, interval=main_interval, gain=1))
-            phases.append(dnnlib.EasyDict(name=name + 'reg', module=module, opt=opt,
-                                          interval=reg_interval * main_interval, gain=reg_interval))
-    opts = {'G': phases[0].opt, 'D': phases[-1].opt}
+    runner = StepRunner(loss, G, D, G_opt_kwargs, D_opt_kwargs, num_gpus=num_gpus)
+    num_phases = len(runner.phases)
 
     # Counters and exact state.
     batch_idx = 0
@@ -262,8 +239,7 @@ def training_loop(
         st = resume_snap['state']
         batch_idx = int(st['batch_idx'])
         cur_tick = int(st['cur_tick'])
-        for key, opt in opts.items():
-            opt.load_state_dict(st['optimizers'][key])
+        runner.load_state_dict(st['optimizers'])
         loss.load_state_dict(st['loss'])
         if ada is not None and st.get('ada') is not None:
             ada.load_state_dict(st['ada'])
@@ -299,36 +275,16 @@ def training_loop(
             phase_real_img = images_to_float(phase_real_img, device).split(batch_gpu)
             phase_real_c = phase_real_c.to(device).split(batch_gpu)
             # Latents for every phase of this step: the whole batch from the shared generator, this rank's slice.
-            all_gen_z = torch.randn([len(phases), batch_size, G.z_dim], generator=latent_gen)
-            label_idx = torch.randint(len(training_set), [len(phases), batch_size], generator=latent_gen)
+            all_gen_z = torch.randn([num_phases, batch_size, G.z_dim], generator=latent_gen)
+            label_idx = torch.randint(len(training_set), [num_phases, batch_size], generator=latent_gen)
             lo, hi = rank * batch_per_rank, (rank + 1) * batch_per_rank
             all_gen_z = all_gen_z[:, lo:hi].to(device)
             all_gen_c = torch.from_numpy(np.stack([training_set.get_label(int(i)) for i in label_idx[:, lo:hi].flatten()]))
-            all_gen_c = all_gen_c.reshape(len(phases), batch_per_rank, -1).to(device)
+            all_gen_c = all_gen_c.reshape(num_phases, batch_per_rank, -1).to(device)
 
         # Phases.
-        for phase, phase_gen_z, phase_gen_c in zip(phases, all_gen_z, all_gen_c):
-            if batch_idx % phase.interval != 0:
-                continue
-            phase.opt.zero_grad(set_to_none=True)
-            phase.module.requires_grad_(True)
-            for real_img, real_c, gen_z, gen_c in zip(phase_real_img, phase_real_c,
-                                                      phase_gen_z.split(batch_gpu), phase_gen_c.split(batch_gpu)):
-                loss.accumulate_gradients(phase=phase.name, real_img=real_img, real_c=real_c, gen_z=gen_z,
-                                          gen_c=gen_c, gain=phase.gain / num_rounds, cur_nimg=cur_nimg)
-            phase.module.requires_grad_(False)
-            with torch.autograd.profiler.record_function(phase.name + '_opt'):
-                params = [p for p in phase.module.parameters() if p.grad is not None]
-                if params:
-                    flat = torch.cat([p.grad.flatten() for p in params])
-                    if num_gpus > 1:
-                        torch.distributed.all_reduce(flat)
-                        flat /= num_gpus
-                    torch.nan_to_num(flat, nan=0, posinf=1e5, neginf=-1e5, out=flat)
-                    for p, g in zip(params, flat.split([p.numel() for p in params])):
-                        p.grad = g.reshape(p.shape)
-                phase.opt.step()
-            loss.post_step(phase.name, phase.module)
+        runner.step(batch_idx, phase_real_img, phase_real_c, [z.split(batch_gpu) for z in all_gen_z],
+                    [c.split(batch_gpu) for c in all_gen_c], cur_nimg)
 
         # G_ema.
         with torch.autograd.profiler.record_function('Gema'):
@@ -392,7 +348,7 @@ def training_loop(
                     misc.check_ddp_consistency(module, ignore_regex=r'.*\.[^.]+_(avg|ema)')
             state = {
                 'cur_nimg': cur_nimg, 'batch_idx': batch_idx, 'cur_tick': cur_tick + 1,
-                'optimizers': {k: opt.state_dict() for k, opt in opts.items()},
+                'optimizers': runner.state_dict(),
                 'loss': loss.state_dict(),
                 'ada': ada.state_dict() if ada is not None else None,
                 'rng': _gather_rng_states(capture_rng_state(latent_gen), num_gpus),

@@ -1,0 +1,87 @@
+"""One training step as a sequence of phases: shared by the image training loop and the benchmarks.
+
+A `StepRunner` owns the two optimisers and the phase list derived from the loss's rhythm
+(``n_critic``, ``G_reg_interval``, ``D_reg_interval``): G phases run every ``n_critic`` steps, D phases
+every step, lazy regularisation every ``interval`` of its phase with the loss multiplied by that
+interval, and the optimisers' learning rate (and Adam's betas) rescaled by c = k/(k+1) as in
+StyleGAN2. ``step()`` accumulates each phase's gradients over the rounds it is given, averages them
+over processes, and applies them; the gradient is the mean over all rounds and ranks.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+
+import dnnlib
+
+
+def make_optimizer(module: torch.nn.Module, opt_kwargs: dict, reg_interval: int | None) -> torch.optim.Optimizer:
+    """Build the optimiser; with lazy regularisation, rescale lr and Adam's betas by c = k/(k+1)."""
+    kwargs = dnnlib.EasyDict(copy.deepcopy(opt_kwargs))
+    if 'betas' in kwargs:
+        kwargs.betas = [float(b) for b in kwargs.betas]     # JSON may turn 0.0 into 0; Adam wants floats
+    if reg_interval is not None:
+        c = reg_interval / (reg_interval + 1)
+        kwargs.lr = kwargs.lr * c
+        if 'betas' in kwargs:
+            kwargs.betas = [b ** c for b in kwargs.betas]
+    return dnnlib.util.construct_class_by_name(module.parameters(), **kwargs)
+
+
+class StepRunner:
+    def __init__(self, loss, G: torch.nn.Module, D: torch.nn.Module, G_opt_kwargs: dict, D_opt_kwargs: dict,
+                 num_gpus: int = 1):
+        self.loss = loss
+        self.num_gpus = num_gpus
+        self.phases = []
+        for name, module, opt_kwargs, reg_interval, main_interval in [
+                ('G', G, G_opt_kwargs, loss.G_reg_interval, loss.n_critic),
+                ('D', D, D_opt_kwargs, loss.D_reg_interval, 1)]:
+            opt = make_optimizer(module, opt_kwargs, reg_interval)
+            if reg_interval is None:
+                self.phases.append(dnnlib.EasyDict(name=name + 'both', module=module, opt=opt,
+                                                   interval=main_interval, gain=1))
+            else:
+                self.phases.append(dnnlib.EasyDict(name=name + 'main', module=module, opt=opt,
+                                                   interval=main_interval, gain=1))
+                self.phases.append(dnnlib.EasyDict(name=name + 'reg', module=module, opt=opt,
+                                                   interval=reg_interval * main_interval, gain=reg_interval))
+        self.optimizers = {'G': self.phases[0].opt, 'D': self.phases[-1].opt}
+
+    def step(self, batch_idx: int, real_img: list, real_c: list, gen_z: list, gen_c: list, cur_nimg: int) -> None:
+        """Run the phases due at `batch_idx`.
+
+        real_img / real_c: this rank's real batch split into rounds. gen_z / gen_c: one entry per phase,
+        each split into the same rounds (phases that are not due ignore theirs).
+        """
+        num_rounds = len(real_img)
+        for phase, phase_gen_z, phase_gen_c in zip(self.phases, gen_z, gen_c):
+            if batch_idx % phase.interval != 0:
+                continue
+            phase.opt.zero_grad(set_to_none=True)
+            phase.module.requires_grad_(True)
+            for r_img, r_c, g_z, g_c in zip(real_img, real_c, phase_gen_z, phase_gen_c):
+                self.loss.accumulate_gradients(phase=phase.name, real_img=r_img, real_c=r_c, gen_z=g_z, gen_c=g_c,
+                                               gain=phase.gain / num_rounds, cur_nimg=cur_nimg)
+            phase.module.requires_grad_(False)
+            with torch.autograd.profiler.record_function(phase.name + '_opt'):
+                params = [p for p in phase.module.parameters() if p.grad is not None]
+                if params:
+                    flat = torch.cat([p.grad.flatten() for p in params])
+                    if self.num_gpus > 1:
+                        torch.distributed.all_reduce(flat)
+                        flat /= self.num_gpus
+                    torch.nan_to_num(flat, nan=0, posinf=1e5, neginf=-1e5, out=flat)
+                    for p, g in zip(params, flat.split([p.numel() for p in params])):
+                        p.grad = g.reshape(p.shape)
+                phase.opt.step()
+            self.loss.post_step(phase.name, phase.module)
+
+    def state_dict(self) -> dict:
+        return {k: opt.state_dict() for k, opt in self.optimizers.items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for k, opt in self.optimizers.items():
+            opt.load_state_dict(state[k])
