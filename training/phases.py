@@ -85,3 +85,17 @@ class StepRunner:
     def load_state_dict(self, state: dict) -> None:
         for k, opt in self.optimizers.items():
             opt.load_state_dict(state[k])
+
+
+@torch.no_grad()
+def update_ema(G_ema: torch.nn.Module, G: torch.nn.Module, cur_nimg: int, batch_size: int, ema_kimg: float,
+               ema_rampup: float | None) -> None:
+    """StyleGAN2's generator average: half-life `ema_kimg` thousand images, at most cur_nimg·ramp-up."""
+    ema_nimg = ema_kimg * 1000
+    if ema_rampup is not None:
+        ema_nimg = min(ema_nimg, cur_nimg * ema_rampup)
+    ema_beta = 0.5 ** (batch_size / max(ema_nimg, 1e-8))
+    for p_ema, p in zip(G_ema.parameters(), G.parameters()):
+        p_ema.copy_(p.detach().lerp(p_ema, ema_beta))
+    for b_ema, b in zip(G_ema.buffers(), G.buffers()):
+        b_ema.copy_(b)

@@ -29,7 +29,7 @@ import torch
 import dnnlib
 from torch_utils import checkpoint, misc, training_stats
 from training.ada import AdaController
-from training.phases import StepRunner
+from training.phases import StepRunner, update_ema
 from training.run_logging import RunLogger, grid_shape, save_image_grid, write_plots
 
 # ----------------------------------------------------------------------------
@@ -107,6 +107,41 @@ def _python_state_to_data(st) -> dict:
 
 def _python_state_from_data(d: dict):
     return (d['version'], tuple(d['internal']), d['gauss'])
+
+
+# ----------------------------------------------------------------------------
+
+
+def build_components(G_kwargs: dict, D_kwargs: dict, augment_kwargs: dict | None, augment_p: float, loss_kwargs: dict,
+                     G_opt_kwargs: dict, D_opt_kwargs: dict, device: torch.device, num_gpus: int = 1,
+                     packed_modules: dict | None = None, real_source=None) -> dnnlib.EasyDict:
+    """Networks, augmentation pipe, loss and step runner, built by name from the options (or, when resuming,
+    the networks rebuilt from a snapshot's packed modules). Shared by the loop and the speed benchmark."""
+    if packed_modules is not None:
+        G, D, G_ema = (checkpoint.unpack_module(packed_modules[k]) for k in ('G', 'D', 'G_ema'))
+    else:
+        G = dnnlib.util.construct_class_by_name(**G_kwargs)
+        D = dnnlib.util.construct_class_by_name(**D_kwargs)
+        G_ema = copy.deepcopy(G)
+    G = G.train().requires_grad_(False).to(device)
+    D = D.train().requires_grad_(False).to(device)
+    G_ema = G_ema.eval().requires_grad_(False).to(device)
+    if num_gpus > 1:      # every rank starts from rank 0's weights
+        for module in (G, D, G_ema):
+            for tensor in misc.params_and_buffers(module):
+                torch.distributed.broadcast(tensor, src=0)
+    augment_pipe = None
+    if augment_kwargs is not None:
+        if packed_modules is not None and 'augment_pipe' in packed_modules:
+            augment_pipe = checkpoint.unpack_module(packed_modules['augment_pipe'])
+        else:
+            augment_pipe = dnnlib.util.construct_class_by_name(**augment_kwargs)
+            augment_pipe.p.copy_(torch.as_tensor(augment_p))
+        augment_pipe = augment_pipe.train().requires_grad_(False).to(device)
+    loss = dnnlib.util.construct_class_by_name(device=device, G=G, D=D, augment_pipe=augment_pipe,
+                                               real_source=real_source, **loss_kwargs)
+    runner = StepRunner(loss, G, D, G_opt_kwargs, D_opt_kwargs, num_gpus=num_gpus)
+    return dnnlib.EasyDict(G=G, D=D, G_ema=G_ema, augment_pipe=augment_pipe, loss=loss, runner=runner)
 
 
 # ----------------------------------------------------------------------------
@@ -195,41 +230,16 @@ def training_loop(
                            ('img_channels', training_set.num_channels)):
             if kwargs.get(key, value) != value:
                 raise ValueError(f'{name}.{key}={kwargs[key]} does not match the training data ({value})')
-    if resume_snap is not None:
-        G = checkpoint.unpack_module(resume_snap['modules']['G'])
-        D = checkpoint.unpack_module(resume_snap['modules']['D'])
-        G_ema = checkpoint.unpack_module(resume_snap['modules']['G_ema'])
-    else:
-        G = dnnlib.util.construct_class_by_name(**G_kwargs)
-        D = dnnlib.util.construct_class_by_name(**D_kwargs)
-        G_ema = copy.deepcopy(G)
-    G = G.train().requires_grad_(False).to(device)
-    D = D.train().requires_grad_(False).to(device)
-    G_ema = G_ema.eval().requires_grad_(False).to(device)
-    if num_gpus > 1:      # every rank starts from rank 0's weights
-        for module in (G, D, G_ema):
-            for tensor in misc.params_and_buffers(module):
-                torch.distributed.broadcast(tensor, src=0)
-
-    # Augmentation.
-    augment_pipe = None
+    modules = resume_snap['modules'] if resume_snap is not None else None
+    parts = build_components(G_kwargs, D_kwargs, augment_kwargs, augment_p, loss_kwargs, G_opt_kwargs, D_opt_kwargs,
+                             device=device, num_gpus=num_gpus, packed_modules=modules,
+                             real_source=RealImageSource(training_set, device, random_seed))
+    G, D, G_ema, augment_pipe, loss, runner = (parts.G, parts.D, parts.G_ema, parts.augment_pipe, parts.loss,
+                                               parts.runner)
     ada = None
-    if augment_kwargs is not None:
-        if resume_snap is not None and 'augment_pipe' in resume_snap['modules']:
-            augment_pipe = checkpoint.unpack_module(resume_snap['modules']['augment_pipe'])
-        else:
-            augment_pipe = dnnlib.util.construct_class_by_name(**augment_kwargs)
-            augment_pipe.p.copy_(torch.as_tensor(augment_p))
-        augment_pipe = augment_pipe.train().requires_grad_(False).to(device)
-        if ada_target is not None:
-            ada = AdaController(augment_pipe, target=ada_target, interval=ada_interval, speed_kimg=ada_kimg,
-                                batch_size=batch_size)
-
-    # Loss and optimisers.
-    real_source = RealImageSource(training_set, device, random_seed)
-    loss = dnnlib.util.construct_class_by_name(device=device, G=G, D=D, augment_pipe=augment_pipe,
-                                               real_source=real_source, **loss_kwargs)
-    runner = StepRunner(loss, G, D, G_opt_kwargs, D_opt_kwargs, num_gpus=num_gpus)
+    if augment_pipe is not None and ada_target is not None:
+        ada = AdaController(augment_pipe, target=ada_target, interval=ada_interval, speed_kimg=ada_kimg,
+                            batch_size=batch_size)
     num_phases = len(runner.phases)
 
     # Counters and exact state.
@@ -288,14 +298,7 @@ def training_loop(
 
         # G_ema.
         with torch.autograd.profiler.record_function('Gema'):
-            ema_nimg = ema_kimg * 1000
-            if ema_rampup is not None:
-                ema_nimg = min(ema_nimg, cur_nimg * ema_rampup)
-            ema_beta = 0.5 ** (batch_size / max(ema_nimg, 1e-8))
-            for p_ema, p in zip(G_ema.parameters(), G.parameters()):
-                p_ema.copy_(p.detach().lerp(p_ema, ema_beta))
-            for b_ema, b in zip(G_ema.buffers(), G.buffers()):
-                b_ema.copy_(b)
+            update_ema(G_ema, G, cur_nimg, batch_size, ema_kimg, ema_rampup)
 
         cur_nimg += batch_size
         batch_idx += 1
