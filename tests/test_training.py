@@ -43,8 +43,8 @@ def state_of(module):
 def test_one_tick_of_each_loss_has_finite_losses_and_gradients(tmp_path, loss):
     desc, c = resolve(*TINY, f'--loss={loss}', '--kimg=0.064', '--tick=0.064')
     collector = training_stats.Collector(regex='Loss/.*')
-    before = None
-    result = run_loop(c, tmp_path / 'run', image_snapshot_ticks=1)
+    metrics = ['emd64'] if loss == 'soft' else []     # the metric registry, called at each snapshot
+    result = run_loop(c, tmp_path / 'run', image_snapshot_ticks=1, metrics=metrics)
     collector.update()
     for name in ['Loss/G/loss', 'Loss/D/loss', 'Loss/scores/real', 'Loss/scores/fake']:
         assert collector.num(name) > 0 and np.isfinite(collector.mean(name)), name
@@ -58,7 +58,11 @@ def test_one_tick_of_each_loss_has_finite_losses_and_gradients(tmp_path, loss):
     for name in ['log.txt', 'stats.jsonl', 'reals.png', 'fakes_init.png', 'fakes000000.png',
                  'network-snapshot-000000.pt', 'plot-losses.png']:
         assert (run / name).is_file(), name
-    del before
+    if metrics:
+        line = json.loads(open(run / 'metric-emd64.jsonl').readline())
+        assert line['snapshot_pkl'] == 'network-snapshot-000000.pt'
+        assert line['results']['emd64'] > line['results']['emd64_floor'] > 0
+        assert (run / 'plot-metrics.png').is_file()
 
 
 def test_soft_logs_beta_starting_at_the_bound(tmp_path):

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 import os
-import sys
+import re
 import tempfile
 import time
 import warnings
-from typing import Any
 
 import numpy as np
 import PIL.Image
@@ -174,7 +173,8 @@ def write_plots(run_dir: str) -> list[str]:
     curves = {}
     for mf in metric_files:
         for r in read_stats(os.path.join(run_dir, mf)):
-            snap = r.get('snapshot_kimg')
+            m = re.search(r'network-snapshot-(\d+)', str(r.get('snapshot_pkl')))
+            snap = int(m.group(1)) if m else None
             for key, value in (r.get('results') or {}).items():
                 if isinstance(value, (int, float)) and snap is not None:
                     curves.setdefault(key, []).append((float(snap), float(value)))
@@ -199,11 +199,3 @@ def _save_fig(fig, path: str) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format='png')
     atomic_write_bytes(path, buf.getvalue())
-
-
-def format_progress(fields: list[tuple[str, Any]]) -> str:
-    return ' '.join(f'{k} {v}' for k, v in fields)
-
-
-def print_error(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)

@@ -373,11 +373,11 @@ def training_loop(
                                                          num_gpus=num_gpus, rank=rank, device=device,
                                                          **(metrics_kwargs or {}))
                     if rank == 0:
-                        metric_main.report_metric(result, run_dir=run_dir, snapshot_pkl=os.path.basename(snapshot_path))
+                        metric_main.report_metric(result, run_dir=run_dir, snapshot_pkl=snapshot_path)
                         for key, value in result.results.items():
                             if isinstance(value, (int, float)):
                                 log.write_metric(key, float(value), cur_nimg)
-                        log.info(f'Metric {metric}: ' + json.dumps(result.results))
+                        log.info(f'Metric {metric}: ' + json.dumps(result.results), console=False)
 
         # Statistics of the tick.
         stats_collector.update()
