@@ -270,7 +270,7 @@ def print_module_summary(module: torch.nn.Module, inputs: Sequence[Any], max_nes
         shapes = [str(list(t.shape)) for t in e['outputs']] or ['-']
         dtypes = [str(t.dtype).split('.')[-1] for t in e['outputs']] or ['-']
         for idx, (shape, dtype) in enumerate(zip(shapes, dtypes)):
-            label = name if len(shapes) == 1 or idx == 0 else f'{name}:{idx}'
+            label = name if len(shapes) == 1 else f'{name}:{idx}'     # stylegan2-ada's labels, as in Table 5
             rows.append([f'{n_params:,}' if idx == 0 and n_params else '-',
                          f'{n_buffers:,}' if idx == 0 and n_buffers else '-',
                          shape, dtype, label])
