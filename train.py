@@ -119,11 +119,13 @@ def _explicit_flags(explicit):
     return {k: (_KNOB_FLAGS.get(k, k), v) for k, v in explicit.items() if v is not None}
 
 
-def resolve_loss(c, loss, spec, arch, gamma, beta_opts, entropy_bonus):
+def resolve_loss(c, loss, spec, arch, gamma, beta_opts, entropy_bonus, objective_opts=None):
     try:
         loss_spec = get_loss_spec(loss)
     except ValueError as e:
         raise UserError(f'--loss: {e}') from None
+    if loss == 'far' and gamma is not None:
+        raise UserError('--gamma: --loss=far has its own zero-centred penalty instead of R1; use --far-lambda')
     c.loss_kwargs = dnnlib.EasyDict(class_name=loss_spec.class_name, **loss_spec.defaults)
     style = arch in STYLE_ARCHS
     if 'r1_gamma' not in loss_spec.defaults or gamma is not None:
@@ -159,7 +161,53 @@ def resolve_loss(c, loss, spec, arch, gamma, beta_opts, entropy_bonus):
                 interval=beta_interval if beta_interval is not None else 4,
                 floor=_parse_floor(beta_floor) if beta_floor is not None else 'real',
                 ema=beta_ema if beta_ema is not None else 0.9)
+    _resolve_objective_opts(c, loss, objective_opts or {})
     return c.loss_kwargs
+
+
+# Options of one objective: CLI name -> (flag, loss kwarg, the --loss values it applies to).
+OBJECTIVE_FLAGS = {
+    'far_m0': ('--far-m0', 'm0', ('far',)),
+    'far_m1': ('--far-m1', 'm1', ('far',)),
+    'far_lambda': ('--far-lambda', 'far_lambda', ('far',)),
+    'clip': ('--clip', 'clip', ('wgan', 'swgan')),
+    'gp_lambda': ('--gp-lambda', 'gp_lambda', ('wgan-gp',)),
+    'svgd_alpha': ('--svgd-alpha', 'alpha', ('swgan',)),
+    'svgd_rho': ('--svgd-rho', 'rho', ('swgan',)),
+}
+
+
+def _resolve_objective_opts(c, loss, opts):
+    """--n-critic, mode seeking on top of any objective, and the per-objective knobs."""
+    for name, (flag, kwarg, losses) in OBJECTIVE_FLAGS.items():
+        value = opts.get(name)
+        if value is None:
+            continue
+        if loss not in losses:
+            raise UserError(f'{flag}: only applies to --loss={"/".join(losses)} (got --loss={loss})')
+        c.loss_kwargs[kwarg] = value
+    if opts.get('n_critic') is not None:
+        c.loss_kwargs.n_critic = opts['n_critic']
+    lam, delta, every = opts.get('ms_lambda'), opts.get('ms_delta'), opts.get('ms_every_kimg')
+    preset = c.loss_kwargs.get('mode_seeking')
+    if preset is None and lam is None:
+        for flag, value in (('--ms-delta', delta), ('--ms-every-kimg', every)):
+            if value is not None:
+                raise UserError(f'{flag}: only applies with --ms-lambda or --loss=ms')
+        return
+    from stylegan2_softgan.mode_seeking import mode_seeking_kwargs
+    preset = preset or {}
+    lam = lam if lam is not None else preset.get('lam', 0.0)
+    delta = delta if delta is not None else preset.get('delta', 0.0)
+    every = every if every is not None else preset.get('every_kimg')
+    if delta > 0 and every is None:
+        raise UserError('--ms-delta: the schedule needs its step, --ms-every-kimg')
+    if every is not None and delta == 0:
+        raise UserError('--ms-every-kimg: only applies with --ms-delta > 0')
+    if lam == 0 and delta == 0:
+        c.loss_kwargs.pop('mode_seeking', None)     # --ms-lambda=0: no regulariser at all
+        return
+    c.loss_kwargs.mode_seeking = mode_seeking_kwargs(lam, delta, every)
 
 
 def _parse_floor(value: str):
@@ -300,6 +348,17 @@ def torchrun_env() -> tuple[int, int] | None:
 @click.option('--beta-ema', help='EMA decay of the measured EMD  [default: 0.9]', type=click.FloatRange(min=0, max=1, max_open=True))
 @click.option('--soft-g-loss', help='SoftGAN generator term  [default: linear]', type=click.Choice(['linear', 'ns']))
 @click.option('--entropy-bonus', help="Add SoftGAN's β-weighted entropy term to another loss", type=bool, default=False, show_default=True)
+@click.option('--n-critic', help="Discriminator steps per generator step  [default: the objective's, e.g. 5 for wgan]", type=click.IntRange(min=1))
+@click.option('--ms-lambda', help='Mode-seeking weight λ0 on top of any objective  [default: off; 0.05 for --loss=ms]', type=click.FloatRange(min=0))
+@click.option('--ms-delta', help='Mode-seeking schedule: add this to λ every --ms-every-kimg  [default: 0]', type=click.FloatRange(min=0))
+@click.option('--ms-every-kimg', help='Mode-seeking schedule step in kimg', type=click.FloatRange(min=0, min_open=True))
+@click.option('--far-m0', help='FAR: fraction of the real half replaced by the lowest-scored fakes  [default: 0.5]', type=click.FloatRange(min=0, max=1, max_open=True))
+@click.option('--far-m1', help='FAR: candidates generated per real image (M1/N)  [default: 4]', type=click.IntRange(min=1))
+@click.option('--far-lambda', help='FAR: weight of the zero-centred gradient penalty  [default: 10]', type=click.FloatRange(min=0))
+@click.option('--clip', help='WGAN / SW-GAN weight clipping bound  [default: 0.01]', type=click.FloatRange(min=0, min_open=True))
+@click.option('--gp-lambda', help='WGAN-GP gradient penalty weight  [default: 10]', type=click.FloatRange(min=0))
+@click.option('--svgd-alpha', help='SW-GAN attraction α  [default: 2]', type=click.FloatRange(min=0))
+@click.option('--svgd-rho', help='SW-GAN repulsion ρ  [default: 0.5]', type=click.FloatRange(min=0))
 # Augmentation.
 @click.option('--aug', help='Augmentation mode  [default: ada, noaug for the embedded data]', type=click.Choice(['noaug', 'ada', 'fixed']))
 @click.option('--p', help='Augmentation probability for --aug=fixed', type=click.FloatRange(min=0, max=1))
@@ -377,9 +436,11 @@ def resolve_options(**kw):
             opt.lr = lr
         c[key] = opt
     beta = _parse_beta(kw['beta'])
+    objective_opts = {name: kw[name] for name in ('n_critic', 'ms_lambda', 'ms_delta', 'ms_every_kimg',
+                                                  *OBJECTIVE_FLAGS)}
     resolve_loss(c, kw['loss'], spec, kw['arch'],
                  kw['gamma'], (beta, kw['beta_interval'], kw['beta_floor'], kw['beta_ema'], kw['soft_g_loss']),
-                 kw['entropy_bonus'])
+                 kw['entropy_bonus'], objective_opts)
     desc += f'-{kw["loss"]}'
     if kw['gamma'] is not None:
         desc += f'-gamma{kw["gamma"]:g}'

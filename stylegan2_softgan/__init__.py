@@ -5,3 +5,6 @@ Importing the package registers its objectives with training.loss's `--loss` reg
 """
 
 from . import softgan  # noqa: F401  (registers 'soft')
+from . import objectives  # noqa: F401  (registers 'ns', 'ms', 'hinge', 'fgan-*', 'wgan', 'wgan-gp')
+from . import far  # noqa: F401  (registers 'far')
+from . import swgan  # noqa: F401  (registers 'swgan')

@@ -80,6 +80,14 @@ class LogitLoss(Loss):
 
     Subclasses define the adversarial terms as per-sample losses of the logits:
     ``loss_G(gen_logits)``, ``loss_D_real(real_logits)``, ``loss_D_gen(gen_logits)``.
+
+    Hooks for objectives that need more than per-sample terms (stylegan2_softgan.objectives and friends):
+    ``generator_loss(gen_img, gen_c)`` returns the generator's main loss (a scalar) from the images
+    (SW-GAN replaces it by its SVGD surrogate); ``accumulate_D_extra(...)`` adds discriminator terms
+    that need the real and the generated batch together (WGAN-GP's penalty on interpolates);
+    ``logit_signs(logits)`` says on which side of the decision boundary each output lies (ADA reads the
+    reals' mean sign). A mode-seeking regulariser (`mode_seeking`, METHODS §5) adds λ/(r + ε) to the
+    generator loss of any subclass.
     """
 
     def __init__(self, device, G, D, augment_pipe=None, real_source=None,
@@ -93,6 +101,7 @@ class LogitLoss(Loss):
                  D_reg_interval: int | None = 16,  # lazy interval of R1 (None: every step)
                  n_critic: int = 1,                # discriminator steps per generator step
                  beta_schedule: dict | None = None,  # kwargs (with class_name) of a β schedule that turns on the entropy bonus
+                 mode_seeking: dict | None = None,   # kwargs (with class_name) of a mode-seeking regulariser; None = off
                  ):
         super().__init__()
         self.device = torch.device(device)
@@ -123,6 +132,9 @@ class LogitLoss(Loss):
         if beta_schedule is not None:
             self.beta_schedule = dnnlib.util.construct_class_by_name(device=self.device, real_source=real_source,
                                                                      **beta_schedule)
+        self.mode_seeking = None
+        if mode_seeking is not None:
+            self.mode_seeking = dnnlib.util.construct_class_by_name(**mode_seeking)
 
     # -- Adversarial terms: per-sample losses of the logits. ------------------------------------
 
@@ -162,6 +174,10 @@ class LogitLoss(Loss):
             img = self.augment_pipe(img)
         return self.D(img, c)
 
+    def logit_signs(self, logits: torch.Tensor) -> torch.Tensor:
+        """+1 where the discriminator calls the input real, −1 where it calls it fake (ADA's statistic)."""
+        return logits.sign()
+
     # -- The phases. -----------------------------------------------------------------------------
 
     def accumulate_gradients(self, phase, real_img, real_c, gen_z, gen_c, gain, cur_nimg):
@@ -176,24 +192,35 @@ class LogitLoss(Loss):
             self.accumulate_G_main(real_img, real_c, gen_z, gen_c, gain, cur_nimg)
         if do_Gpl:
             self.accumulate_G_pl(gen_z, gen_c, gain)
-        loss_Dgen = self.accumulate_D_gen(gen_z, gen_c, gain) if do_Dmain else None
+        loss_Dgen = gen_img = None
+        if do_Dmain:
+            loss_Dgen, gen_img = self.accumulate_D_gen(gen_z, gen_c, gain)
         if do_Dmain or do_Dr1:
             loss_Dreal = self.accumulate_D_real(real_img, real_c, gain, do_Dmain=do_Dmain, do_Dr1=do_Dr1)
             if do_Dmain:
                 training_stats.report('Loss/D/loss', loss_Dgen + loss_Dreal)
+        if do_Dmain:
+            self.accumulate_D_extra(real_img, real_c, gen_img, gen_c, gain)
 
     def accumulate_G_main(self, real_img, real_c, gen_z, gen_c, gain, cur_nimg=None):
         with torch.autograd.profiler.record_function('Gmain_forward'):
             gen_img, _ = self.run_G(gen_z, gen_c)
-            gen_logits = self.run_D(gen_img, gen_c)
-            training_stats.report('Loss/scores/fake', gen_logits)
-            training_stats.report('Loss/signs/fake', gen_logits.sign())
-            loss_Gmain = self.loss_G(gen_logits)
-            training_stats.report('Loss/G/loss', loss_Gmain)
+            loss_Gmain = self.generator_loss(gen_img, gen_c)
+            if self.mode_seeking is not None:
+                loss_Gmain = loss_Gmain + self.mode_seeking.penalty(gen_img, gen_z, 0 if cur_nimg is None else cur_nimg)
         with torch.autograd.profiler.record_function('Gmain_backward'):
-            loss_Gmain.mean().mul(gain).backward()
+            loss_Gmain.mul(gain).backward()
         if self.beta_schedule is not None:
             self.beta_schedule.on_generator_step(real_img, gen_img.detach(), cur_nimg)
+
+    def generator_loss(self, gen_img: torch.Tensor, gen_c: torch.Tensor) -> torch.Tensor:
+        """The generator's adversarial loss (mean over the batch) for images that carry G's graph."""
+        gen_logits = self.run_D(gen_img, gen_c)
+        training_stats.report('Loss/scores/fake', gen_logits)
+        training_stats.report('Loss/signs/fake', self.logit_signs(gen_logits))
+        loss_Gmain = self.loss_G(gen_logits)
+        training_stats.report('Loss/G/loss', loss_Gmain)
+        return loss_Gmain.mean()
 
     def accumulate_G_pl(self, gen_z, gen_c, gain):
         with torch.autograd.profiler.record_function('Gpl_forward'):
@@ -223,6 +250,7 @@ class LogitLoss(Loss):
         return -self.beta_schedule.beta * entropy
 
     def accumulate_D_gen(self, gen_z, gen_c, gain):
+        """The discriminator's term on generated images; returns its per-sample values and the images."""
         with torch.autograd.profiler.record_function('Dgen_forward'):
             with torch.no_grad():
                 gen_img, _ = self.run_G(gen_z, gen_c, update_emas=True)
@@ -230,7 +258,10 @@ class LogitLoss(Loss):
             loss_Dgen = self.loss_D_gen(gen_logits) + self.entropy_bonus(gen_logits, 'fake')
         with torch.autograd.profiler.record_function('Dgen_backward'):
             loss_Dgen.mean().mul(gain).backward()
-        return loss_Dgen.detach()
+        return loss_Dgen.detach(), gen_img
+
+    def accumulate_D_extra(self, real_img, real_c, gen_img, gen_c, gain):
+        """Discriminator terms that need the real and the generated batch together (none here)."""
 
     def accumulate_D_real(self, real_img, real_c, gain, do_Dmain=True, do_Dr1=False):
         name = 'Dreal' if do_Dmain and not do_Dr1 else 'Dr1' if do_Dr1 and not do_Dmain else 'Dreal_Dr1'
@@ -238,11 +269,13 @@ class LogitLoss(Loss):
             real_img_tmp = real_img.detach().requires_grad_(do_Dr1)
             real_logits = self.run_D(real_img_tmp, real_c)
             training_stats.report('Loss/scores/real', real_logits)
-            training_stats.report('Loss/signs/real', real_logits.sign())
-            loss = loss_Dreal = torch.zeros_like(real_logits)
+            training_stats.report('Loss/signs/real', self.logit_signs(real_logits))
+            # Means are taken per term: with a packing discriminator there are fewer logits than images.
+            loss = 0.0
+            loss_Dreal = torch.zeros_like(real_logits)
             if do_Dmain:
                 loss_Dreal = self.loss_D_real(real_logits) + self.entropy_bonus(real_logits, 'real')
-                loss = loss + loss_Dreal
+                loss = loss + loss_Dreal.mean()
             if do_Dr1:
                 with torch.autograd.profiler.record_function('r1_grads'), conv2d_gradfix.no_weight_gradients():
                     r1_grads = torch.autograd.grad(outputs=[real_logits.sum()], inputs=[real_img_tmp],
@@ -251,9 +284,9 @@ class LogitLoss(Loss):
                 loss_Dr1 = r1_penalty * (self.r1_gamma / 2)
                 training_stats.report('Loss/r1_penalty', r1_penalty)
                 training_stats.report('Loss/D/reg', loss_Dr1)
-                loss = loss + loss_Dr1.reshape(loss.shape[0], *([1] * (loss.ndim - 1)))
+                loss = loss + loss_Dr1.mean()
         with torch.autograd.profiler.record_function(name + '_backward'):
-            loss.mean().mul(gain).backward()
+            loss.mul(gain).backward()
         return loss_Dreal.detach()
 
     # -- State. ----------------------------------------------------------------------------------
