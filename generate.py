@@ -22,13 +22,14 @@ Every check runs before anything is written, and the files appear only when all 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
-import tempfile
 
 import click
 
+import dnnlib
 from dnnlib.cli import OneLineErrors, UserError
 
 # ----------------------------------------------------------------------------
@@ -89,20 +90,9 @@ def gif_bytes(images, frame_ms: int) -> bytes:
 
 def write_files(outdir: str, files: dict[str, bytes]) -> None:
     """Write every file under a temporary name first, then rename them all into place."""
-    os.makedirs(outdir, exist_ok=True)
-    staged = []
-    try:
+    with contextlib.ExitStack() as stack:
         for name, data in files.items():
-            fd, tmp = tempfile.mkstemp(prefix='.tmp-' + name + '-', dir=outdir)
-            with os.fdopen(fd, 'wb') as f:
-                f.write(data)
-            staged.append((tmp, os.path.join(outdir, name)))
-        for tmp, final in staged:
-            os.replace(tmp, final)
-    finally:
-        for tmp, _ in staged:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+            stack.enter_context(dnnlib.util.atomic_output(os.path.join(outdir, name))).write(data)
 
 
 # ----------------------------------------------------------------------------

@@ -39,9 +39,9 @@ CFG_SPECS = {
     'paper256':  dict(ref_gpus=8,  kimg=25000,  mb=64, mbstd=8,  fmaps=0.5, lrate=0.0025, gamma=1,    ema=20,  ramp=None, map=8, pl=2, mix=0.9),
     'paper512':  dict(ref_gpus=8,  kimg=25000,  mb=64, mbstd=8,  fmaps=1,   lrate=0.0025, gamma=0.5,  ema=20,  ramp=None, map=8, pl=2, mix=0.9),
     'paper1024': dict(ref_gpus=8,  kimg=25000,  mb=32, mbstd=4,  fmaps=1,   lrate=0.002,  gamma=2,    ema=10,  ramp=None, map=8, pl=2, mix=0.9),
-    'cifar':     dict(ref_gpus=2,  kimg=100000, mb=64, mbstd=32, fmaps=1,   lrate=0.0025, gamma=0.01, ema=500, ramp=0.05, map=2, pl=0, mix=0),
+    'cifar':     dict(ref_gpus=2,  kimg=100000, mb=64, mbstd=32, fmaps=1,   lrate=0.0025, gamma=0.01, ema=500, ramp=0.05, map=2, pl=0, mix=0, d_arch='orig'),
     # Small enough to train on the embedded 16x16 digits on a 2-core CPU in a few minutes.
-    'digits':    dict(ref_gpus=1,  kimg=60,     mb=32, mbstd=4,  fmaps=0.0625, lrate=0.0025, gamma=0.05, ema=2, ramp=0.05, map=2, pl=0, mix=0.9, cmax=128),
+    'digits':    dict(ref_gpus=1,  kimg=12,     mb=32, mbstd=4,  fmaps=0.03125, lrate=0.0025, gamma=0.05, ema=1, ramp=0.05, map=2, pl=0, mix=0, cmax=64, zdim=128),
 }
 
 AUGPIPE_SPECS = augment.PRESETS     # blit, geom, color, ..., bgcfnc: stylegan2-ada's pipelines
@@ -95,8 +95,12 @@ def resolve_networks(c, arch, info, spec, explicit):
     knobs = {}
     if arch in STYLE_ARCHS:
         knobs.update(channel_base=int(spec.fmaps * 32768), channel_max=int(spec.get('cmax', 512)), map_layers=spec.map)
+        if 'zdim' in spec:
+            knobs.update(z_dim=spec.zdim, w_dim=spec.zdim)
         if arch == 'stylegan2':
             knobs['mbstd_group'] = spec.mbstd
+            if 'd_arch' in spec:
+                knobs['d_architecture'] = spec.d_arch
     knobs.update({k: v for k, v in explicit.items() if v is not None})
     valid = architectures.get_arch(arch).knobs
     for knob, (flag, value) in _explicit_flags(explicit).items():
@@ -527,8 +531,7 @@ def run(c: dict, desc: str, outdir: str) -> None:
 
 
 def _write_options(run_dir: str, c: dict) -> None:
-    from training.run_logging import atomic_write_bytes
-    atomic_write_bytes(os.path.join(run_dir, 'training_options.json'), json.dumps(c, indent=2).encode('utf-8'))
+    dnnlib.util.atomic_write_bytes(os.path.join(run_dir, 'training_options.json'), json.dumps(c, indent=2).encode('utf-8'))
 
 
 if __name__ == '__main__':

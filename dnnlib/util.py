@@ -5,6 +5,7 @@ Nothing here imports torch; importing this module is cheap.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import io
@@ -120,6 +121,35 @@ def construct_class_by_name(*args, class_name: str, **kwargs) -> Any:
 
 
 # ----------------------------------------------------------------------------
+# Atomic writes: a reader (or a process killed mid-write) sees the old file or the new one, never half.
+
+
+@contextlib.contextmanager
+def atomic_output(path: str, fsync: bool = False):
+    """Yield a binary file object writing to a temporary file beside `path`; on success it is renamed
+    to `path`, on any error it is removed and `path` is left as it was."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix='.tmp-' + os.path.basename(path) + '-', dir=folder)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            yield f
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+    with atomic_output(path) as f:
+        f.write(data)
+
+
+# ----------------------------------------------------------------------------
 # Cache directory and URL opening.
 
 CACHE_ENV_VAR = 'GANMC_CACHE_DIR'
@@ -198,17 +228,8 @@ def open_url(url: str, cache_dir: str | None = None, num_attempts: int = 3, verb
                      manual_path=candidates[0])
 
     if cache:
-        os.makedirs(cache_dir, exist_ok=True)
         dst = candidates[1]
-        fd, tmp = tempfile.mkstemp(prefix='.tmp-', dir=cache_dir)
-        try:
-            with os.fdopen(fd, 'wb') as f:
-                f.write(data)
-            os.replace(tmp, dst)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        atomic_write_bytes(dst, data)
         return dst if return_filename else open(dst, 'rb')
 
     if return_filename:

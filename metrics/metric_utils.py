@@ -16,7 +16,6 @@ import inspect
 import json
 import os
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -218,17 +217,8 @@ class FeatureStats:
         if self.capture_mean_cov:
             arrays['raw_sum'] = self.raw_sum
             arrays['raw_outer'] = self.raw_outer
-        folder = os.path.dirname(os.path.abspath(path))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix='.npz', dir=folder)
-        try:
-            with os.fdopen(fd, 'wb') as f:
-                np.savez(f, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        with dnnlib.util.atomic_output(path) as f:
+            np.savez(f, **arrays)
 
     @staticmethod
     def load(path: str) -> 'FeatureStats':

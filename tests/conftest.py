@@ -37,3 +37,14 @@ def shared_data():
     if not SHARED_DATA.is_dir():
         pytest.skip(f'shared data folder {SHARED_DATA} is absent')
     return SHARED_DATA
+
+
+@pytest.fixture(scope='module')
+def one_thread():
+    """Run a module's tests with one torch thread: tiny tensors gain nothing from threads, and on a busy
+    machine every parallel region can wait a scheduler tick for the second thread."""
+    import torch
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

@@ -19,13 +19,7 @@ from training.augment import PRESETS, SYM6, AugmentPipe, imgfilter_bank, reflect
 PHI_INV = NormalDist().inv_cdf
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    # Tiny tensors gain nothing from threads; a busy 2-core machine makes parallel regions slow.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def make_pipe(p=1.0, **kwargs):

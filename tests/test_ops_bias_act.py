@@ -12,14 +12,7 @@ from torch_utils import custom_ops
 from torch_utils.ops import bias_act as B
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    # Tiny tensors gain nothing from threads, and on a busy machine every parallel region can wait a
-    # scheduler tick for the second thread.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 # Independent definitions of the activations (torch's own functions, not the module's table).
 PLAIN = {

@@ -11,14 +11,7 @@ from torch_utils import custom_ops
 from torch_utils.ops import conv2d_gradfix, conv2d_resample as R, upfirdn2d as U
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    # Tiny tensors gain nothing from threads, and on a busy machine every parallel region can wait a
-    # scheduler tick for the second thread.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def upfirdn_np(x, f, up=1, down=1, pad=(0, 0, 0, 0), flip=False, gain=1.0):

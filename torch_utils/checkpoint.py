@@ -22,7 +22,6 @@ import glob
 import json
 import os
 import re
-import tempfile
 from typing import Any
 
 import torch
@@ -49,20 +48,8 @@ def atomic_save(obj: Any, path: str) -> None:
     A process killed at any moment leaves either the old file or the new one, never a partial file
     under the final name.
     """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.tmp-' + os.path.basename(path) + '-', dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with dnnlib.util.atomic_output(os.fspath(path), fsync=True) as f:
+        torch.save(obj, f)
 
 
 # ----------------------------------------------------------------------------

@@ -6,27 +6,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 import time
 import warnings
 
 import numpy as np
 import PIL.Image
 
+from dnnlib.util import atomic_write_bytes
+
 # ----------------------------------------------------------------------------
-
-
-def atomic_write_bytes(path: str, data: bytes) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix='.tmp-', dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 class RunLogger:
