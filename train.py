@@ -116,6 +116,7 @@ def resolve_networks(c, arch, info, spec, explicit):
 
 _KNOB_FLAGS = {'channel_base': '--cbase', 'channel_max': '--cmax', 'map_layers': '--map',
                'num_fp16_res': '--fp32', 'conv_clamp': '--fp32', 'fp16_channels_last': '--nhwc',
+               'reduced_dtype': '--reduced-dtype',
                'mbstd_group': '--mbstd-group'}
 
 
@@ -374,6 +375,7 @@ def torchrun_env() -> tuple[int, int] | None:
 # Performance.
 @click.option('--fp32', help='Disable mixed precision', type=bool, default=False, show_default=True)
 @click.option('--nhwc', help='Use NHWC memory format with FP16', type=bool, default=False, show_default=True)
+@click.option('--reduced-dtype', help='Type of the mixed-precision layers: auto (float16 on CUDA, float32 on CPU), float16 or bfloat16', type=click.Choice(['auto', 'float16', 'bfloat16']))
 @click.option('--nobench', help='Disable cuDNN benchmarking', type=bool, default=False, show_default=True)
 @click.option('--allow-tf32', help='Allow TF32 matmuls and convolutions', type=bool, default=False, show_default=True)
 @click.option('--workers', help='DataLoader worker processes  [default: 3 with a GPU, 0 on CPU]', type=click.IntRange(min=0))
@@ -420,6 +422,10 @@ def resolve_options(**kw):
         explicit.update(num_fp16_res=0, conv_clamp=None)
     if kw['nhwc']:
         explicit.update(fp16_channels_last=True)
+    if kw['reduced_dtype'] is not None:
+        if kw['fp32']:
+            raise UserError('--reduced-dtype: cannot be combined with --fp32=1 (no reduced-precision layers)')
+        explicit.update(reduced_dtype=kw['reduced_dtype'])
     resolve_networks(c, kw['arch'], info, spec, explicit)
     if kw['fp32'] and 'num_fp16_res' in architectures.get_arch(kw['arch']).knobs:
         c.G_kwargs.synthesis_kwargs['conv_clamp'] = None     # the builder treats None as "preset default"

@@ -253,7 +253,12 @@ def training_loop(
         loss.load_state_dict(st['loss'])
         if ada is not None and st.get('ada') is not None:
             ada.load_state_dict(st['ada'])
-        restore_rng_state(st['rng'][rank] if isinstance(st['rng'], list) else st['rng'], latent_gen)
+        if len(st['rng']) == num_gpus:
+            restore_rng_state(st['rng'][rank], latent_gen)
+        else:   # the per-rank random streams cannot be mapped onto a different process count
+            log.info(f'warning: the snapshot was written by {len(st["rng"])} process(es), this run has {num_gpus}; '
+                     f'training continues from its state but not bit-exactly')
+            latent_gen.set_state(st['rng'][0]['latent'])
         del resume_snap
 
     # Image grids.
