@@ -41,7 +41,7 @@ CFG_SPECS = {
     'paper1024': dict(ref_gpus=8,  kimg=25000,  mb=32, mbstd=4,  fmaps=1,   lrate=0.002,  gamma=2,    ema=10,  ramp=None, map=8, pl=2, mix=0.9),
     'cifar':     dict(ref_gpus=2,  kimg=100000, mb=64, mbstd=32, fmaps=1,   lrate=0.0025, gamma=0.01, ema=500, ramp=0.05, map=2, pl=0, mix=0, d_arch='orig'),
     # Small enough to train on the embedded 16x16 digits on a 2-core CPU in a few minutes.
-    'digits':    dict(ref_gpus=1,  kimg=12,     mb=32, mbstd=4,  fmaps=0.03125, lrate=0.0025, gamma=0.05, ema=1, ramp=0.05, map=2, pl=0, mix=0, cmax=64, zdim=128),
+    'digits':    dict(ref_gpus=1,  kimg=32,     mb=32, mbstd=4,  fmaps=0.03125, lrate=0.0025, gamma=0.05, ema=1, ramp=0.05, map=2, pl=0, mix=0, cmax=64, zdim=128, snap=2),
 }
 
 AUGPIPE_SPECS = augment.PRESETS     # blit, geom, color, ..., bgcfnc: stylegan2-ada's pipelines
@@ -322,7 +322,7 @@ def torchrun_env() -> tuple[int, int] | None:
 # General.
 @click.option('--outdir', help='Where to save the results', metavar='DIR', default='training-runs', show_default=True)
 @click.option('--gpus', help='Number of GPUs (on a CPU-only machine: processes)', type=click.IntRange(min=1), default=1, show_default=True)
-@click.option('--snap', help='Snapshot interval in ticks', type=click.IntRange(min=1), default=50, show_default=True)
+@click.option('--snap', help='Snapshot interval in ticks  [default: 50; 2 for --cfg=digits]', type=click.IntRange(min=1))
 @click.option('--metrics', help='Comma-separated list, "none", or "auto" (fid50k_full on GPU with real data, else none)', type=CommaSeparatedList(), default='auto', show_default=True)
 @click.option('--seed', help='Random seed', type=click.IntRange(min=0), default=0, show_default=True)
 @click.option('-n', '--dry-run', help='Print the resolved training options and exit', is_flag=True)
@@ -475,7 +475,7 @@ def resolve_options(**kw):
     c.ema_kimg = spec.ema
     c.ema_rampup = spec.ramp
     c.kimg_per_tick = kw['tick']
-    c.image_snapshot_ticks = c.network_snapshot_ticks = kw['snap']
+    c.image_snapshot_ticks = c.network_snapshot_ticks = kw['snap'] or spec.get('snap', 50)
     c.random_seed = kw['seed']
 
     aug = kw['aug'] or ('noaug' if kw['data'] is None else 'ada')
