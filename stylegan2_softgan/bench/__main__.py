@@ -1,0 +1,189 @@
+"""Command line of the mode-coverage benchmarks.
+
+    python -m stylegan2_softgan.bench --suite=2d --protocol=quick --objectives=ns,soft --seeds=5 --outdir=out
+    python -m stylegan2_softgan.bench --suite=stacked --data=mnist.npz --outdir=out
+    python -m stylegan2_softgan.bench --report-only --outdir=out
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import time
+
+import click
+
+import dnnlib
+from dnnlib.cli import CommaSeparatedList, OneLineErrors, UserError
+
+
+def _main(suite, protocol, objectives, seeds, datasets, outdir, data, steps, eval_every, threads, gs, optimizers,
+          force, report_only, detector_dir, cache_dir):
+    import torch
+
+    import stylegan2_softgan  # noqa: F401  (registers the objectives)
+    from stylegan2_softgan.bench import protocols, report, runner
+    from training.loss import list_losses
+
+    command = _canonical_command(suite, protocol, objectives, seeds, datasets, outdir, data, steps, eval_every,
+                                 threads, gs, optimizers)
+    if report_only:
+        if not os.path.isdir(os.path.join(outdir, 'runs')):
+            raise UserError(f'--outdir={outdir}: holds no runs/ folder to report on')
+        path = report.write_report(outdir, protocol=None, commands=_read_commands(outdir))
+        print(f'wrote {path}')
+        return
+
+    suites = list(protocols.SUITES) if 'all' in suite else suite
+    for s in suites:
+        if s not in protocols.SUITES:
+            raise UserError(f'--suite: unknown suite {s!r}; expected all or one of {", ".join(protocols.SUITES)}')
+    valid = list_losses()
+    for obj in objectives:
+        if obj not in valid:
+            raise UserError(f'--objectives: unknown objective {obj!r}; registered: {", ".join(valid)}')
+    if not objectives:
+        raise UserError('--objectives: give at least one objective')
+    all_datasets = [d for s in suites for d in protocols.SUITES[s]]
+    if datasets:
+        for d in datasets:
+            if d not in all_datasets:
+                raise UserError(f'--datasets: {d!r} is not in the chosen suites; expected some of {", ".join(all_datasets)}')
+        all_datasets = [d for d in all_datasets if d in datasets]
+    needs_mnist = any(protocols.suite_of(d) != '2d' for d in all_datasets)
+    classifier = None
+    if needs_mnist:
+        if data is None:
+            raise UserError('--data: the stacked and digits suites need MNIST as mnist.npz '
+                            '(x_train, y_train, x_test, y_test), e.g. --data=../shared/data/mnist.npz')
+        if not os.path.isfile(data):
+            raise UserError(f'--data={data}: file not found (expected mnist.npz)')
+        data = os.path.abspath(data)
+
+    torch.set_num_threads(threads)
+    configs = []
+    try:
+        for d in all_datasets:
+            for obj in objectives:
+                for seed in range(seeds):
+                    configs.append(protocols.make_run_config(
+                        d, obj, seed, protocol, steps=steps, eval_every=eval_every,
+                        data_path=data if protocols.suite_of(d) != '2d' else None,
+                        gs_curve=gs and seed == 0 and protocols.suite_of(d) == '2d', save_samples=(seed == 0),
+                        optimizers=optimizers))
+    except ValueError as e:
+        raise UserError(f'--protocol={protocol}: {e}') from None
+
+    if needs_mnist:
+        from stylegan2_softgan.bench.stacked_mnist import get_classifier
+        try:
+            classifier, acc = get_classifier(data, cache_dir=cache_dir, detector_dir=detector_dir)
+        except ValueError as e:
+            raise UserError(f'--data={data}: {e}') from None
+        print(f'MNIST classifier: {classifier.description}; measured test accuracy {acc:.4f}', flush=True)
+
+    _record_command(outdir, command)
+    todo = []
+    for cfg in configs:
+        stored = None if force else runner.existing_result(outdir, cfg)
+        if stored is None:
+            todo.append(cfg)
+    print(f'{len(configs)} runs ({len(configs) - len(todo)} already stored in {outdir}), torch threads {threads}',
+          flush=True)
+    done = set()
+    for cfg in configs:
+        ref_path = runner.reference_path(outdir, cfg)
+        if ref_path not in done and (force or not os.path.isfile(ref_path)):
+            done.add(ref_path)
+            ref = runner.reference(cfg, classifier)
+            text = json.dumps(ref, indent=1, sort_keys=True) + '\n'
+            dnnlib.util.atomic_write_bytes(ref_path, text.encode('utf-8'))
+    start = time.time()
+    for k, cfg in enumerate(todo):
+        tag = f'[{k + 1}/{len(todo)}] {cfg.dataset} {cfg.objective} seed {cfg.seed}'
+        print(f'{tag}: {cfg.steps:,} generator steps', flush=True)
+        result = runner.run(cfg, classifier=classifier, progress=lambda msg, tag=tag: print(f'  {tag} {msg}', flush=True))
+        path = runner.save_result(outdir, result)
+        elapsed = time.time() - start
+        eta = elapsed / (k + 1) * (len(todo) - k - 1)
+        print(f'{tag}: done in {result["timing"]["total_s"]:.0f} s -> {path} '
+              f'(elapsed {dnnlib.util.format_time(elapsed)}, about {dnnlib.util.format_time(eta)} left)', flush=True)
+    path = report.write_report(outdir, protocol=None, commands=_read_commands(outdir))
+    print(f'wrote {path}', flush=True)
+
+
+def _canonical_command(suite, protocol, objectives, seeds, datasets, outdir, data, steps, eval_every, threads, gs,
+                       optimizers):
+    """The command line of this invocation with every option that shapes the runs spelled out."""
+    args = [f'--suite={",".join(suite)}', f'--protocol={protocol}', f'--objectives={",".join(objectives)}',
+            f'--seeds={seeds}']
+    if datasets:
+        args.append(f'--datasets={",".join(datasets)}')
+    if data is not None:
+        args.append(f'--data={data}')
+    if steps is not None:
+        args.append(f'--steps={steps}')
+    if eval_every is not None:
+        args.append(f'--eval-every={eval_every}')
+    if threads != 1:
+        args.append(f'--threads={threads}')
+    if not gs:
+        args.append('--no-gs')
+    if optimizers != 'preset':
+        args.append(f'--optimizers={optimizers}')
+    args.append(f'--outdir={outdir}')
+    return 'python -m stylegan2_softgan.bench ' + shlex.join(args)
+
+
+def _commands_path(outdir: str) -> str:
+    return os.path.join(outdir, 'commands.txt')
+
+
+def _read_commands(outdir: str) -> list[str]:
+    path = _commands_path(outdir)
+    if not os.path.isfile(path):
+        return []
+    with open(path, encoding='utf-8') as f:
+        return [line.rstrip('\n') for line in f if line.strip()]
+
+
+def _record_command(outdir: str, command: str) -> None:
+    commands = _read_commands(outdir)
+    if command not in commands:
+        os.makedirs(outdir, exist_ok=True)
+        with open(_commands_path(outdir), 'a', encoding='utf-8') as f:
+            f.write(command + '\n')
+
+
+@click.command(cls=OneLineErrors, context_settings=dict(help_option_names=['-h', '--help']))
+@click.option('--suite', type=CommaSeparatedList(), default='2d', show_default=True,
+              help='2d, stacked, digits, or all (comma-separated)')
+@click.option('--protocol', type=click.Choice(['quick', 'full']), default='quick', show_default=True,
+              help='quick: small nets, minutes per run on a CPU; full: the published setups')
+@click.option('--objectives', type=CommaSeparatedList(), default='ns,soft,far,swgan,wgan-gp,hinge,ms',
+              show_default=True, help='registered --loss names')
+@click.option('--seeds', type=click.IntRange(min=1), default=5, show_default=True, help='runs per objective: seeds 0..N-1')
+@click.option('--datasets', type=CommaSeparatedList(), default='', help='restrict to these data sets of the suites')
+@click.option('--outdir', type=click.Path(file_okay=False), default='bench-results', show_default=True,
+              help='runs/, results.md and figures/ go here')
+@click.option('--data', type=click.Path(dir_okay=False), default=None, help='mnist.npz (stacked and digits suites)')
+@click.option('--steps', type=click.IntRange(min=1), default=None, help='override the generator steps of every run')
+@click.option('--eval-every', type=click.IntRange(min=1), default=None, help='override the curve interval (generator steps)')
+@click.option('--threads', type=click.IntRange(min=1), default=1, show_default=True,
+              help='torch CPU threads (one is fastest for these small nets on a busy machine)')
+@click.option('--gs/--no-gs', default=True, show_default=True, help='Geometry Score curve for seed 0 of 2-D runs')
+@click.option('--optimizers', type=click.Choice(['preset', 'protocol']), default='preset', show_default=True,
+              help="preset: each objective's registered optimiser (RMSProp for WGAN ...), else the protocol's; "
+                   "protocol: the protocol's optimiser for all (runs stored under <protocol>-sameopt)")
+@click.option('--force', is_flag=True, help='recompute runs that are already stored')
+@click.option('--report-only', is_flag=True, help='only rewrite results.md and the figures from stored runs')
+@click.option('--detector-dir', type=click.Path(file_okay=False), default=None, help='folder holding mnist-cnn.pt')
+@click.option('--cache-dir', type=click.Path(file_okay=False), default=None, help='cache folder for the classifier')
+def main(**kwargs):
+    """Mode-coverage benchmarks: every objective with the same networks, budget and seeds."""
+    _main(**kwargs)
+
+
+if __name__ == '__main__':
+    main()  # pylint: disable=no-value-for-parameter

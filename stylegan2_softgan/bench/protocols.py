@@ -1,0 +1,214 @@
+"""The benchmark protocols: which networks, budget and optimisers each suite uses, and how a run's
+configuration is assembled from the objective registry.
+
+Suites and their data sets:
+
+    2d        ring8, grid25, swissroll, gaussian          (data2d)
+    stacked   stacked-full, stacked-quarter               stacked MNIST, D at full / ¼ capacity
+    digits    mnist                                       one-channel MNIST: digit balance over training
+
+Protocols:
+
+    quick     small networks and a fixed budget chosen so that one run takes a minute or two on one
+              CPU thread (measured times: the "train s / run" column of docs/benchmarks/results.md)
+    full      the published setups: PacGAN's 2-D networks and budget (G 4×400 ReLU+BN, maxout D 3×200×5,
+              Adam 1e-4 β1 0.8, batch 100, 400 epochs of 100k samples = 400k steps), PacGAN's VEEGAN
+              stacked-MNIST setup (DCGAN, batch 64, Adam 2e-4 β1 0.5, 50 epochs of 128k samples) and its
+              Unrolled-GAN setup with D = ¼ G (batch 128, D 2e-4 / G 1e-4, β (0.5, 0.99), z 256, 500k steps)
+
+Objectives are built from the `--loss` registry: the registered class and defaults, with the
+StyleGAN-only regularisers off (path length, style mixing: our networks are not style generators) and
+R1 off unless the objective registers its own r1_gamma (PacGAN's baseline GAN has no penalty; penalties
+that define a method, such as WGAN-GP's or fake-as-real's, are part of that method's loss). The
+objective's own optimiser preset (RMSProp for WGAN and SW-GAN ...) replaces the protocol's Adam, as in
+train.py. Everything else (networks, data, budget in generator steps, seeds) is identical for all.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import dnnlib
+from training import architectures
+from training.loss import LogitLoss, get_loss_spec
+
+DEFAULT_OBJECTIVES = ('ns', 'soft', 'far', 'swgan', 'wgan-gp', 'hinge', 'ms')
+PROTOCOLS = ('quick', 'full')
+
+SUITES = {
+    '2d': ('ring8', 'grid25', 'swissroll', 'gaussian'),
+    'stacked': ('stacked-full', 'stacked-quarter'),
+    'digits': ('mnist',),
+}
+
+# Geometry Score settings of the curves (metrics.geometry_score): witness complexes on 1000 samples,
+# 64 landmarks, γ = 1/128, 10 landmark draws per point (fewer than the paper's 100, to keep a curve cheap).
+GS_CURVE = dict(num_samples=1000, L0=64, gamma=1.0 / 128, n=10)
+
+# ----------------------------------------------------------------------------
+# Protocol tables.
+
+_ADAM_PACGAN_2D = dict(class_name='torch.optim.Adam', lr=1e-4, betas=[0.8, 0.999])
+
+_2D = {
+    # Measured on the shared 2-core machine (one thread): about 6-10 ms per generator step for n_critic = 1
+    # objectives, so 10k steps take one to two minutes (n_critic = 5 objectives: about 3-5 minutes). PacGAN's
+    # Adam 1e-4 is meant for 400k steps; at 10k steps ns reached 7/8 ring modes with 85% (lr 1e-3) or 55%
+    # (lr 3e-4) high-quality samples, soft 4/8 (1e-3) or 6/8 (3e-4), and on grid25 ns 17 and 18, soft 8 and 21
+    # modes. 3e-4 was kept: between PacGAN's rate and the rate that favoured ns, and nearer the registered
+    # presets of the other objectives (RMSProp 5e-5 / 1e-4, Adam 1e-4). Only ns and soft, seed 0, were tried.
+    'quick': dict(steps=10_000, batch=100, eval_every=500, num_eval=2500, num_curve=2500, train_size=100_000,
+                  G=dict(hidden_features=128, num_layers=3), D=dict(hidden_features=128, num_layers=3,
+                                                                    activation='relu'),
+                  opt=dict(class_name='torch.optim.Adam', lr=3e-4, betas=[0.8, 0.999])),
+    'full': dict(steps=400_000, batch=100, eval_every=10_000, num_eval=2500, num_curve=2500, train_size=100_000,
+                 G=dict(hidden_features=400, num_layers=4), D=dict(hidden_features=200, num_layers=3,
+                                                                   activation='maxout', maxout_pieces=5),
+                 opt=_ADAM_PACGAN_2D),
+}
+
+# The quick image protocols use the Unrolled-GAN networks (G 64-32-16-8 channels, 3x3; D 8-16-32 channels, or
+# 2-4-8 at ¼ capacity): PacGAN's VEEGAN-setup DCGAN costs about 3 s per step on this CPU. Measured: about 60 ms
+# per generator step on one thread (110 ms when the machine is shared), plus ~20 s to label 26,000 samples.
+# With DCGAN's Adam lr 2e-4 the samples were still grey noise after 3000 steps; with lr 1e-3 digits form
+# within 1500 steps, so the quick protocol uses 1e-3 for a 2000-step budget.
+_ADAM_QUICK_IMAGES = dict(class_name='torch.optim.Adam', lr=1e-3, betas=[0.5, 0.999])
+
+_STACKED = {
+    'quick': dict(steps=2000, batch=64, eval_every=500, num_eval=26_000, num_curve=2600, resolution=28,
+                  setups={'stacked-full': dict(setup='unrolled', d_capacity=1.0),
+                          'stacked-quarter': dict(setup='unrolled', d_capacity=0.25)},
+                  opt=_ADAM_QUICK_IMAGES),
+    'full': dict(steps=None, batch=None, eval_every=5000, num_eval=26_000, num_curve=2600, resolution=28,
+                 setups={'stacked-full': dict(setup='veegan', d_capacity=1.0, steps=100_000, batch=64,
+                                              G_opt=dict(class_name='torch.optim.Adam', lr=2e-4, betas=[0.5, 0.999]),
+                                              D_opt=dict(class_name='torch.optim.Adam', lr=2e-4, betas=[0.5, 0.999])),
+                         'stacked-quarter': dict(setup='unrolled', d_capacity=0.25, steps=500_000, batch=128,
+                                                 z_dim=256, num_eval=25_600,
+                                                 G_opt=dict(class_name='torch.optim.Adam', lr=1e-4, betas=[0.5, 0.99]),
+                                                 D_opt=dict(class_name='torch.optim.Adam', lr=2e-4, betas=[0.5, 0.99]))},
+                 opt=None),
+}
+
+# Digit balance (seed 003): curves every 100 steps on 500 samples, the final balance on 10,000.
+_DIGITS = {
+    'quick': dict(steps=2000, batch=64, eval_every=100, num_eval=10_000, num_curve=500, resolution=28,
+                  setup=dict(setup='unrolled', d_capacity=1.0), opt=_ADAM_QUICK_IMAGES),
+    'full': dict(steps=100_000, batch=64, eval_every=1000, num_eval=10_000, num_curve=1000, resolution=28,
+                 setup=dict(setup='veegan', d_capacity=1.0),
+                 opt=dict(class_name='torch.optim.Adam', lr=2e-4, betas=[0.5, 0.999])),
+}
+
+# ----------------------------------------------------------------------------
+# Objectives.
+
+# Settings an objective's method prescribes for a kind of data, applied on top of its registered defaults.
+# Fake-as-real: M0 = N/4 of the real batch for 2-D data (seed 002 §6: 16 of 64; METHODS §3), N/2 for images.
+SUITE_OVERRIDES = {
+    '2d': {'far': dict(m0=0.25)},
+}
+
+
+def loss_kwargs_for(objective: str) -> dnnlib.EasyDict:
+    """class_name + kwargs of an objective for the benchmark networks (see the module docstring)."""
+    spec = get_loss_spec(objective)
+    kwargs = dnnlib.EasyDict(class_name=spec.class_name, **copy.deepcopy(spec.defaults))
+    cls = dnnlib.util.get_obj_by_name(spec.class_name)
+    if isinstance(cls, type) and issubclass(cls, LogitLoss):
+        kwargs.setdefault('r1_gamma', 0.0)
+        kwargs.setdefault('pl_weight', 0.0)
+        kwargs.setdefault('style_mixing_prob', 0.0)
+    return kwargs
+
+
+OPTIMIZER_POLICIES = ('preset', 'protocol')
+
+
+def optimizers_for(objective: str, default_opt: dict, policy: str = 'preset') -> tuple[dict, dict]:
+    """(G_opt, D_opt): the objective's registered optimisers where it has them ('preset', as train.py), or
+    the protocol's optimiser for every objective ('protocol', an ablation of the optimiser's effect)."""
+    if policy not in OPTIMIZER_POLICIES:
+        raise ValueError(f'unknown optimiser policy {policy!r}; expected one of {", ".join(OPTIMIZER_POLICIES)}')
+    spec = get_loss_spec(objective)
+    use_preset = policy == 'preset'
+    G_opt = spec.G_opt if use_preset and spec.G_opt is not None else default_opt
+    D_opt = spec.D_opt if use_preset and spec.D_opt is not None else default_opt
+    return copy.deepcopy(G_opt), copy.deepcopy(D_opt)
+
+
+# ----------------------------------------------------------------------------
+# Run configurations.
+
+
+def datasets_of(suite: str) -> tuple[str, ...]:
+    if suite not in SUITES:
+        raise ValueError(f'unknown suite {suite!r}; expected one of {", ".join(SUITES)}')
+    return SUITES[suite]
+
+
+def suite_of(dataset: str) -> str:
+    for suite, names in SUITES.items():
+        if dataset in names:
+            return suite
+    raise ValueError(f'unknown data set {dataset!r}; expected one of '
+                     f'{", ".join(n for names in SUITES.values() for n in names)}')
+
+
+def make_run_config(dataset: str, objective: str, seed: int, protocol: str = 'quick', steps: int | None = None,
+                    eval_every: int | None = None, data_path: str | None = None, gs_curve: bool = False,
+                    save_samples: bool = False, optimizers: str = 'preset') -> dnnlib.EasyDict:
+    """The JSON-able configuration of one run. `steps` / `eval_every` override the protocol's budget and
+    curve interval; `optimizers` is 'preset' or 'protocol' (see optimizers_for)."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f'unknown protocol {protocol!r}; expected one of {", ".join(PROTOCOLS)}')
+    suite = suite_of(dataset)
+    cfg = dnnlib.EasyDict(suite=suite, dataset=dataset, objective=objective, seed=int(seed), protocol=protocol)
+    cfg.loss_kwargs = loss_kwargs_for(objective)
+    cfg.loss_kwargs.update(copy.deepcopy(SUITE_OVERRIDES.get(suite, {}).get(objective, {})))
+
+    if suite == '2d':
+        p = copy.deepcopy(_2D[protocol])
+        G_kwargs, D_kwargs = architectures.build_arch_kwargs('mlp-maxout', None, None, c_dim=0)
+        G_kwargs.update(p['G'])
+        D_kwargs.update(p['D'])
+        cfg.update(steps=p['steps'], batch=p['batch'], eval_every=p['eval_every'], num_eval=p['num_eval'],
+                   num_curve=p['num_curve'], train_size=p['train_size'])
+        cfg.G_opt, cfg.D_opt = optimizers_for(objective, p['opt'], optimizers)
+        cfg.gs = dict(GS_CURVE) if gs_curve else None
+    else:
+        table = _STACKED if suite == 'stacked' else _DIGITS
+        p = copy.deepcopy(table[protocol])
+        setup = p['setups'][dataset] if suite == 'stacked' else p['setup']
+        channels = 3 if suite == 'stacked' else 1
+        G_kwargs, D_kwargs = architectures.build_arch_kwargs('dcgan-stacked', p['resolution'], channels, c_dim=0,
+                                                             setup=setup['setup'], d_capacity=setup['d_capacity'])
+        if 'z_dim' in setup:
+            G_kwargs.z_dim = setup['z_dim']
+        cfg.update(steps=setup.get('steps', p['steps']), batch=setup.get('batch', p['batch']),
+                   eval_every=p['eval_every'], num_eval=setup.get('num_eval', p['num_eval']),
+                   num_curve=p['num_curve'], channels=channels, resolution=p['resolution'], data_path=data_path,
+                   arch=dict(setup=setup['setup'], d_capacity=setup['d_capacity']))
+        cfg.G_opt, _ = optimizers_for(objective, setup.get('G_opt', p['opt']), optimizers)
+        _, cfg.D_opt = optimizers_for(objective, setup.get('D_opt', p['opt']), optimizers)
+        cfg.gs = None
+    cfg.G_kwargs = G_kwargs
+    cfg.D_kwargs = D_kwargs
+    if steps is not None:
+        cfg.steps = int(steps)
+    if eval_every is not None:
+        cfg.eval_every = int(eval_every)
+    if not cfg.steps or not cfg.eval_every:
+        raise ValueError(f'protocol {protocol!r} has no budget for {dataset!r}: pass steps and eval_every')
+    cfg.eval_every = min(int(cfg.eval_every), int(cfg.steps))
+    cfg.save_samples = bool(save_samples)
+    cfg.optimizers = optimizers
+    return _plain(cfg)
+
+
+def _plain(obj):
+    """EasyDicts and tuples -> plain dicts and lists, so a config equals its JSON round trip."""
+    if isinstance(obj, dict):
+        return dnnlib.EasyDict({k: _plain(v) for k, v in obj.items()})
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj

@@ -1,0 +1,335 @@
+"""Tables and figures from the stored run results of an output folder.
+
+    results.md                    per data set: mean ± std over seeds per objective, published anchors beside
+    figures/<dataset>_samples.png samples of the first seed per objective (over the true modes for 2-D data)
+    figures/<dataset>_curves.png  curves over training of the first seed: scores, batch EMD, β, Geometry Score
+
+The standard deviation is the sample standard deviation over seeds (ddof = 1); a score that is undefined
+for some seeds (reverse KL with no high-quality sample) is averaged over the seeds where it is defined and
+the count is shown.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import platform
+import time
+
+import numpy as np
+
+import dnnlib
+
+from stylegan2_softgan.bench import data2d, runner
+
+# Published numbers (BENCHMARKS.md): full protocols, other code and budgets, printed as external anchors.
+ANCHORS = {
+    'ring8': ('modes (of 8) / high quality % / reverse KL', [
+        ('GAN', '6.3±0.5 / 98.2±0.2 / 0.45±0.09', 'PacGAN T1'),
+        ('ALI', '6.6±0.3 / 97.6±0.4 / 0.36±0.04', 'PacGAN T1'),
+        ('PacGAN2', '7.9±0.1 / 95.6±2.0 / 0.07±0.03', 'PacGAN T1'),
+        ('PacGAN4', '7.8±0.1 / 95.9±1.4 / 0.07±0.02', 'PacGAN T1'),
+        ('Unrolled GAN', '7.6 / 35.6 / –', 'VEEGAN T1'),
+        ('VEEGAN', '8 / 52.9 / –', 'VEEGAN T1'),
+    ]),
+    'grid25': ('modes (of 25) / high quality % / reverse KL', [
+        ('GAN', '17.3±0.8 / 94.8±0.7 / 0.70±0.07', 'PacGAN T1'),
+        ('ALI', '24.1±0.4 / 95.7±0.6 / 0.14±0.03', 'PacGAN T1'),
+        ('PacGAN2', '23.8±0.7 / 91.3±0.8 / 0.13±0.04', 'PacGAN T1'),
+        ('PacGAN4', '24.8±0.2 / 93.6±0.6 / 0.04±0.01', 'PacGAN T1'),
+        ('Unrolled GAN', '23.6 / 16 / –', 'VEEGAN T1'),
+        ('VEEGAN', '24.6 / 40 / –', 'VEEGAN T1'),
+    ]),
+    'stacked-full': ('modes (of 1000) / KL (VEEGAN setup: DCGAN, D = G)', [
+        ('DCGAN', '99 / 3.4', 'PacGAN T2'),
+        ('VEEGAN', '150 / 2.95', 'PacGAN T2'),
+        ('PacDCGAN2', '1000 / 0.06', 'PacGAN T2'),
+    ]),
+    'stacked-quarter': ('modes (of 1000) / KL (Unrolled GAN setup, D = ¼ G)', [
+        ('DCGAN', '78.5 / 5.21', 'PacGAN T3'),
+        ('Unrolled GAN, 10 steps', '327 / 4.66', 'PacGAN T3'),
+        ('PacDCGAN4', '667 / 1.81', 'PacGAN T3'),
+    ]),
+}
+
+# Columns per kind of data set: (header, key in final scores, scale, decimals).
+_COLUMNS = {
+    'mixture': [('modes captured', 'modes_captured', 1, 1), ('high quality %', 'hq_fraction', 100, 1),
+                ('reverse KL', 'reverse_kl', 1, 2), ('W1 to true', 'emd_to_true', 1, 3)],
+    'swissroll': [('W1 to true', 'emd_to_true', 1, 3), ('W1 floor', 'emd_floor', 1, 3)],
+    'finite': [('W1 to true', 'emd_to_true', 1, 3), ('W1 floor', 'emd_floor', 1, 3),
+               ('% near a training point', 'near_train_fraction', 100, 1),
+               ('same for true samples %', 'near_train_fraction_true', 100, 1)],
+    'stacked': [('modes covered (of 1000)', 'modes_covered', 1, 1), ('KL to uniform', 'kl_to_uniform', 1, 2)],
+    'digits': [('mean digit (4.5)', 'mean_digit', 1, 2), ('std of class counts', 'count_std', 1, 1),
+               ('digits present', 'digits_present', 1, 1), ('first step with all 10', 'first_step_all_digits', 1, 0)],
+}
+
+
+def dataset_kind(dataset: str) -> str:
+    if dataset in data2d.list_datasets():
+        return data2d.get_dataset(dataset).kind
+    return 'digits' if dataset == 'mnist' else 'stacked'
+
+
+def load_results(outdir: str, protocol: str | None = None) -> list[dict]:
+    pattern = os.path.join(outdir, 'runs', protocol or '*', '*', '*-seed*.json')
+    return [runner.load_result(p) for p in sorted(glob.glob(pattern))]
+
+
+def mean_std(values) -> tuple[float | None, float | None, int]:
+    """(mean, sample std, count) of the values that are not None; std is None with fewer than 2."""
+    vals = np.asarray([v for v in values if v is not None], dtype=np.float64)
+    if vals.size == 0:
+        return None, None, 0
+    std = float(vals.std(ddof=1)) if vals.size > 1 else None
+    return float(vals.mean()), std, int(vals.size)
+
+
+def format_cell(values, scale: float = 1.0, decimals: int = 2) -> str:
+    mean, std, count = mean_std([None if v is None else v * scale for v in values])
+    if mean is None:
+        return '–'
+    text = f'{mean:.{decimals}f}' if std is None else f'{mean:.{decimals}f} ± {std:.{decimals}f}'
+    if count < len(values):
+        text += f' ({count}/{len(values)})'
+    return text
+
+
+def _group(results: list[dict]) -> dict:
+    groups: dict = {}
+    for r in results:
+        c = r['config']
+        groups.setdefault((runner.protocol_label(c), c['dataset']), {}).setdefault(c['objective'], []).append(r)
+    for objs in groups.values():
+        for runs in objs.values():
+            runs.sort(key=lambda r: r['config']['seed'])
+    return groups
+
+
+def _dataset_order(name: str) -> int:
+    order = ('ring8', 'grid25', 'stacked-full', 'stacked-quarter', 'swissroll', 'gaussian', 'mnist')
+    return order.index(name) if name in order else len(order)
+
+
+def _objective_order(objectives) -> list[str]:
+    from stylegan2_softgan.bench.protocols import DEFAULT_OBJECTIVES
+    known = [o for o in DEFAULT_OBJECTIVES if o in objectives]
+    return known + sorted(o for o in objectives if o not in known)
+
+
+def _opt_text(opt: dict) -> str:
+    extra = ''.join(f', {k} {v}' for k, v in opt.items() if k not in ('class_name', 'lr'))
+    return f'{opt["class_name"].split(".")[-1]} lr {opt["lr"]:g}{extra}'
+
+
+def _setup_line(objs: dict) -> str:
+    c = next(iter(objs.values()))[0]['config']
+    G, D = c['G_kwargs'], c['D_kwargs']
+    if c['suite'] == '2d':
+        d_act = D.get('activation')
+        d_desc = f'{D["num_layers"]}×{D["hidden_features"]} {d_act}' + (
+            f' ({D["maxout_pieces"]} pieces)' if d_act == 'maxout' else '')
+        nets = f'G MLP {G["num_layers"]}×{G["hidden_features"]} ReLU+BN (z dim {G["z_dim"]}), D MLP {d_desc}'
+    else:
+        nets = (f'DCGAN ({c["arch"]["setup"]} setup, D capacity {c["arch"]["d_capacity"]:g}): G {G["channels"]}, '
+                f'D {D["channels"]}, z dim {G["z_dim"]}')
+    by_opt: dict = {}
+    for obj in _objective_order(objs):
+        oc = objs[obj][0]['config']
+        text = _opt_text(oc['G_opt']) + ('' if oc['D_opt'] == oc['G_opt'] else f' (D: {_opt_text(oc["D_opt"])})')
+        by_opt.setdefault(text, []).append(obj)
+    opts = '; '.join(f'{", ".join(objs_)}: {text}' for text, objs_ in by_opt.items())
+    return (f'{nets}; {c["steps"]:,} generator steps (n_critic discriminator steps each), batch {c["batch"]}; '
+            f'{c["num_eval"]:,} samples scored. Optimisers: {opts}')
+
+
+def make_table(dataset: str, objs: dict, reference: dict | None = None) -> list[str]:
+    kind = dataset_kind(dataset)
+    cols = _COLUMNS[kind]
+    lines = ['| objective | ' + ' | '.join(h for h, *_ in cols) + ' | seeds | train s / run |',
+             '| --- | ' + ' | '.join('---' for _ in cols) + ' | --- | --- |']
+    for obj in _objective_order(objs):
+        runs = objs[obj]
+        cells = [format_cell([r['final'].get(key) for r in runs], scale, dec) for _h, key, scale, dec in cols]
+        seeds = ','.join(str(r['config']['seed']) for r in runs)
+        t = np.mean([r['timing']['train_s'] for r in runs])
+        lines.append(f'| {obj} | ' + ' | '.join(cells) + f' | {len(runs)} ({seeds}) | {t:.0f} |')
+    if reference is not None:
+        cells = [format_cell([reference['final'].get(key)], scale, dec) for _h, key, scale, dec in cols]
+        lines.append('| *real data* | ' + ' | '.join(cells) + ' | – | – |')
+    return lines
+
+
+def _reference(outdir: str, label: str, dataset: str) -> dict | None:
+    path = os.path.join(outdir, 'runs', label, dataset, 'reference.json')
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding='utf-8') as f:
+        return json.load(f)
+
+
+def write_report(outdir: str, protocol: str | None = None, commands: list[str] | None = None,
+                 figures: bool = True, log=print) -> str:
+    """Write results.md (and the figures) for the runs stored under outdir; returns the Markdown path."""
+    results = load_results(outdir, protocol)
+    groups = _group(results)
+    lines = ['# Mode-coverage benchmarks: results', '',
+             'Written by `python -m stylegan2_softgan.bench` from the per-run JSON files under `runs/` '
+             '(mean ± sample std over seeds; "(k/n)": defined for k of n seeds only, "–": undefined, e.g. the '
+             'reverse KL of a run without any high-quality sample; the published numbers come from the full '
+             'protocols of other code bases, with other networks and budgets, and are printed only as external '
+             'anchors).', '']
+    if commands:
+        lines += ['Commands that produced the runs (each reuses runs already stored with the same '
+                  'configuration; delete `runs/` to recompute everything):', '']
+        lines += [f'    {cmd}' for cmd in commands] + ['']
+    threads = sorted({r['timing']['threads'] for r in results})
+    lines += [f'Report written {time.strftime("%Y-%m-%d")} on {platform.machine()} with {os.cpu_count()} CPU cores; '
+              f'torch threads per run: {", ".join(map(str, threads))}. Run times are wall-clock seconds of training '
+              f'(evaluation excluded) and depend on the load of the machine.', '']
+    if not groups:
+        lines += ['No runs stored yet.', '']
+    for (proto, dataset) in sorted(groups, key=lambda k: (k[0], _dataset_order(k[1]))):
+        objs = groups[(proto, dataset)]
+        lines += [f'## {dataset} ({proto} protocol)', '', _setup_line(objs) + '.', '']
+        lines += make_table(dataset, objs, _reference(outdir, proto, dataset)) + ['']
+        if dataset_kind(dataset) in ('mixture', 'stacked'):
+            lines += ['*real data*: the same number of samples drawn from the true distribution, scored the same '
+                      'way (the best a generator can do at this sample size' +
+                      (', with this classifier).' if dataset_kind(dataset) == 'stacked' else ').'), '']
+        if dataset in ANCHORS and proto is not None:
+            what, rows = ANCHORS[dataset]
+            lines += [f'Published anchors ({what}):', '', '| method | published | source |', '| --- | --- | --- |']
+            lines += [f'| {m} | {v} | {s} |' for m, v, s in rows] + ['']
+        if figures:
+            made = make_figures(outdir, proto, dataset, objs, log=log)
+            lines += [f'![{os.path.basename(p)}](figures/{os.path.basename(p)})' for p in made] + ['']
+    path = os.path.join(outdir, 'results.md')
+    text = '\n'.join(lines).rstrip() + '\n'
+    dnnlib.util.atomic_write_bytes(path, text.encode('utf-8'))
+    return path
+
+
+# ----------------------------------------------------------------------------
+# Figures.
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _save(fig, path: str) -> None:
+    with dnnlib.util.atomic_output(path) as f:
+        fig.savefig(f, dpi=90, format='png')
+
+
+def _samples_of(outdir: str, run: dict):
+    _json_path, npz_path = runner.run_paths(outdir, run['config'])
+    if not os.path.isfile(npz_path):
+        return None
+    with np.load(npz_path) as d:
+        return d['samples']
+
+
+def make_figures(outdir: str, protocol: str, dataset: str, objs: dict, log=print) -> list[str]:
+    plt = _plt()
+    made = []
+    order = _objective_order(objs)
+    firsts = {o: objs[o][0] for o in order}
+    stem = os.path.join(outdir, 'figures', f'{protocol}-{dataset}')
+
+    samples = {o: _samples_of(outdir, r) for o, r in firsts.items()}
+    samples = {o: s for o, s in samples.items() if s is not None}
+    if samples:
+        n = len(samples)
+        cols = min(4, n)
+        rows = -(-n // cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.3 * rows), squeeze=False)
+        kind = dataset_kind(dataset)
+        for ax in axes.flat:
+            ax.axis('off')
+        for ax, (obj, s) in zip(axes.flat, samples.items()):
+            fin = firsts[obj]['final']
+            if kind in ('mixture', 'swissroll', 'finite'):
+                _plot_points(ax, dataset, s, firsts[obj])
+                title = obj
+                if kind == 'mixture':
+                    title += f': {fin["modes_captured"]}/{fin["num_modes"]} modes, {100 * fin["hq_fraction"]:.0f}% HQ'
+                else:
+                    title += f': W1 {fin["emd_to_true"]:.3f}'
+            else:
+                grid = _image_grid(s)
+                ax.imshow(grid, cmap='gray' if grid.ndim == 2 else None)
+                title = obj + (f': {fin["modes_covered"]} modes' if 'modes_covered' in fin
+                               else f': mean digit {fin["mean_digit"]:.2f}')
+            ax.set_title(f'{title} (seed {firsts[obj]["config"]["seed"]})', fontsize=8)
+        fig.tight_layout()
+        path = stem + '_samples.png'
+        _save(fig, path)
+        plt.close(fig)
+        made.append(path)
+
+    curve_keys = [k for k in ('modes_captured', 'hq_fraction', 'modes_covered', 'kl_to_uniform', 'near_train_fraction',
+                              'mean_digit', 'count_std', 'digits_present', 'batch_emd', 'beta', 'geometry_score')
+                  if any(any(p.get(k) is not None for p in r['curve']) for r in firsts.values())]
+    if curve_keys:
+        cols = min(3, len(curve_keys))
+        rows = -(-len(curve_keys) // cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False)
+        for ax in axes.flat:
+            ax.axis('off')
+        for ax, key in zip(axes.flat, curve_keys):
+            ax.axis('on')
+            for obj, r in firsts.items():
+                pts = [(p['step'], p[key]) for p in r['curve'] if p.get(key) is not None]
+                if pts:
+                    x, y = zip(*pts)
+                    ax.plot(x, y, label=obj, linewidth=1)
+            ax.set_title(key.replace('_', ' '), fontsize=9)
+            ax.set_xlabel('generator step', fontsize=8)
+            ax.tick_params(labelsize=7)
+        axes.flat[0].legend(fontsize=7)
+        seeds = sorted({r['config']['seed'] for r in firsts.values()})
+        fig.suptitle(f'{dataset} ({protocol}), seed {seeds[0] if len(seeds) == 1 else seeds}: curves over training',
+                     fontsize=10)
+        fig.tight_layout()
+        path = stem + '_curves.png'
+        _save(fig, path)
+        plt.close(fig)
+        made.append(path)
+    return made
+
+
+def _plot_points(ax, dataset: str, s: np.ndarray, run: dict) -> None:
+    data = data2d.get_dataset(dataset)
+    lo, hi = data.plot_limits()
+    if data.kind == 'mixture':
+        ax.scatter(s[:, 0], s[:, 1], s=1, alpha=0.4, color='tab:blue', linewidths=0)
+        ax.scatter(data.means[:, 0], data.means[:, 1], s=30, marker='x', color='tab:red', linewidths=1)
+    else:
+        ref = data.train_set(run['config']['seed']) if data.kind == 'finite' else \
+            data.sample_true(len(s), np.random.default_rng(0))
+        ax.scatter(ref[:, 0], ref[:, 1], s=4 if data.kind == 'finite' else 1, alpha=0.6, color='tab:red',
+                   linewidths=0)
+        ax.scatter(s[:, 0], s[:, 1], s=1, alpha=0.3, color='tab:blue', linewidths=0)
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_aspect('equal')
+    ax.axis('on')
+    ax.tick_params(labelsize=6)
+
+
+def _image_grid(images: np.ndarray, cols: int = 8) -> np.ndarray:
+    """uint8 [N, C, H, W] -> one HWC (or HW) image grid."""
+    n, c, h, w = images.shape
+    rows = -(-n // cols)
+    grid = np.zeros((rows * h, cols * w, c), dtype=np.uint8)
+    for i in range(n):
+        r, k = divmod(i, cols)
+        grid[r * h:(r + 1) * h, k * w:(k + 1) * w] = images[i].transpose(1, 2, 0)
+    return grid[..., 0] if c == 1 else grid
