@@ -26,36 +26,11 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.textbook_ops import textbook_bias_act, textbook_upfirdn2d  # noqa: E402
 from torch_utils.ops import bias_act, conv2d_resample, grid_sample_gradfix, upfirdn2d  # noqa: E402
 
 # ----------------------------------------------------------------------------
 # Textbook implementations (the baseline).
-
-
-def textbook_bias_act(x, b, act='lrelu', alpha=0.2, gain=2 ** 0.5, clamp=None):
-    x = x + b.reshape([1, -1] + [1] * (x.ndim - 2))
-    x = F.leaky_relu(x, alpha) if act == 'lrelu' else x
-    x = x * gain
-    return x.clamp(-clamp, clamp) if clamp is not None else x
-
-
-def textbook_upfirdn2d(x, f, up=1, down=1, padding=(0, 0, 0, 0), gain=1.0):
-    n, c, h, w = x.shape
-    if up > 1:
-        x = x.reshape(n, c, h, 1, w, 1)
-        x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
-        x = x.reshape(n, c, h * up, w * up)
-    px0, px1, py0, py1 = padding
-    x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
-    x = x[:, :, max(-py0, 0):x.shape[2] - max(-py1, 0), max(-px0, 0):x.shape[3] - max(-px1, 0)]
-    if f.ndim == 2:
-        weight = (f * gain).flip([0, 1]).to(x.dtype)[None, None].repeat(c, 1, 1, 1)
-        x = F.conv2d(x, weight, groups=c)
-    else:   # separable taps: one 1-D convolution per axis
-        weight = (f * gain ** 0.5).flip([0]).to(x.dtype)[None, None].repeat(c, 1, 1)
-        x = F.conv2d(x, weight.unsqueeze(2), groups=c)
-        x = F.conv2d(x, weight.unsqueeze(3), groups=c)
-    return x[:, :, ::down, ::down]
 
 
 def textbook_conv_up(x, w, f):
@@ -127,7 +102,7 @@ def cases(res, batch, channel_base, device, dtype):
     out = []
     out.append((f'bias_act lrelu+clamp  [{batch},{c},{res},{res}]', rand(batch, c, res, res), {
         'ours': lambda x: bias_act.bias_act(x, b, act='lrelu', clamp=256, impl='ref'),
-        'textbook': lambda x: textbook_bias_act(x, b, clamp=256),
+        'textbook': lambda x: textbook_bias_act(x, b, act='lrelu', clamp=256),
         'cuda': lambda x: bias_act.bias_act(x, b, act='lrelu', clamp=256, impl='cuda'),
     }))
     out.append((f'upsample2d (ToRGB)    [{batch},3,{res // 2},{res // 2}]', rand(batch, 3, res // 2, res // 2), {

@@ -18,6 +18,7 @@ interleaved rep by rep, and ratios to the first are printed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -32,7 +33,9 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import dnnlib  # noqa: E402
 import train as train_script  # noqa: E402
+from benchmarks.textbook_ops import textbook_ops  # noqa: E402
 from dnnlib.cli import CommaSeparatedList, OneLineErrors, UserError  # noqa: E402
 from training.phases import update_ema  # noqa: E402
 from training.training_loop import build_components, images_to_float  # noqa: E402
@@ -62,13 +65,14 @@ def peak_cpu_rss_gb() -> float:
 class Config:
     """One configuration: options resolved by train.py, components built like the training loop."""
 
-    def __init__(self, label: str, cli_args: list[str], mode: str, device: torch.device):
-        ctx = train_script.main.make_context('train.py', cli_args)
+    def __init__(self, label: str, cli_args: list[str], mode: str, device: torch.device, ops: str = 'ours'):
+        ctx = train_script.main.make_context('train.py', list(cli_args))   # click consumes the list
         _desc, c = train_script.resolve_options(**ctx.params)
         if mode == 'networks':
             c.loss_kwargs.update(r1_gamma=0.0, pl_weight=0.0, style_mixing_prob=0.0)
             c.augment_kwargs = None
         self.label = label
+        self.ops = ops
         self.options = c
         self.device = device
         parts = build_components(c.G_kwargs, c.D_kwargs, c.augment_kwargs, 0.0, c.loss_kwargs, c.G_opt_kwargs,
@@ -94,11 +98,17 @@ class Config:
 
     def run_cycle(self) -> float:
         """Seconds for `cycle` steps."""
+        sync(self.device)
+        t0 = time.perf_counter()
+        with (textbook_ops() if self.ops == 'textbook' else contextlib.nullcontext()):
+            self._steps()
+        sync(self.device)
+        return time.perf_counter() - t0
+
+    def _steps(self) -> None:
         G, runner = self.parts.G, self.parts.runner
         n_phases = len(runner.phases)
         c_dim = self.options.G_kwargs.get('c_dim', 0)
-        sync(self.device)
-        t0 = time.perf_counter()
         for _ in range(self.cycle):
             real = self.reals.split(self.batch_gpu)
             real_c = torch.zeros([self.batch, c_dim], device=self.device).split(self.batch_gpu)
@@ -109,8 +119,6 @@ class Config:
             update_ema(self.parts.G_ema, G, self.cur_nimg, self.batch, self.options.ema_kimg, self.options.ema_rampup)
             self.batch_idx += 1
             self.cur_nimg += self.batch
-        sync(self.device)
-        return time.perf_counter() - t0
 
 
 def sync(device: torch.device) -> None:
@@ -132,11 +140,17 @@ def sync(device: torch.device) -> None:
 @click.option('--reps', type=click.IntRange(min=1), default=5, show_default=True, help='Timed repetitions')
 @click.option('--warmup', type=click.IntRange(min=0), default=1, show_default=True, help='Untimed repetitions')
 @click.option('--threads', type=click.IntRange(min=1), help='CPU threads (default: torch default)')
+@click.option('--ops', type=CommaSeparatedList(), default='ours', show_default=True,
+              help='ours, textbook (the ops computed from their definitions, as the original codebase\'s CPU path), '
+                   'or both side by side')
 @click.option('--json-out', help='Also write the results as JSON to this file')
-def main(mode, res, batch, loss, cfg, cbase, cmax, map_layers, aug, extra, reps, warmup, threads, json_out):
+def main(mode, res, batch, loss, cfg, cbase, cmax, map_layers, aug, extra, reps, warmup, threads, ops, json_out):
     if threads:
         torch.set_num_threads(threads)
     device = torch.device('cuda') if torch.cuda.is_available() else torch.device('cpu')
+    for o in ops:
+        if o not in ('ours', 'textbook'):
+            raise UserError(f'--ops: unknown implementation {o!r}; expected ours or textbook')
     configs = []
     for r in res:
         for b in batch:
@@ -147,10 +161,12 @@ def main(mode, res, batch, loss, cfg, cbase, cmax, map_layers, aug, extra, reps,
                 args += [f'--cmax={cmax}'] if cmax else []
                 args += [f'--map={map_layers}'] if map_layers else []
                 args += extra.split()
-                try:
-                    configs.append(Config(f'res={r} batch={b} loss={lo}', args, mode, device))
-                except (UserError, ValueError) as e:
-                    raise UserError(f'configuration res={r} batch={b} loss={lo}: {e}') from None
+                for o in ops:
+                    label = f'res={r} batch={b} loss={lo}' + (f' ops={o}' if len(ops) > 1 else '')
+                    try:
+                        configs.append(Config(label, args, mode, device, ops=o))
+                    except (UserError, ValueError) as e:
+                        raise UserError(f'configuration {label}: {e}') from None
 
     print(f'device: {device_name(device)}; torch {torch.__version__}; mode {mode}; reps {reps} (+{warmup} warm-up)')
     for cfg_ in configs:
@@ -168,7 +184,8 @@ def main(mode, res, batch, loss, cfg, cbase, cmax, map_layers, aug, extra, reps,
 
     results = []
     base = None
-    print(f'\n{"configuration":36s} {"s/step":>9s} {"min":>8s} {"max":>8s} {"img/s":>8s} {"sec/kimg":>9s} {"ratio":>6s}')
+    width = max(len(c_.label) for c_ in configs)
+    print(f'\n{"configuration":{width}s} {"s/step":>9s} {"min":>8s} {"max":>8s} {"img/s":>8s} {"sec/kimg":>9s} {"ratio":>6s}')
     for cfg_ in configs:
         t = times[cfg_.label]
         med = statistics.median(t)
@@ -176,7 +193,7 @@ def main(mode, res, batch, loss, cfg, cbase, cmax, map_layers, aug, extra, reps,
         row = dict(label=cfg_.label, median_s=med, min_s=min(t), max_s=max(t), images_per_s=cfg_.batch / med,
                    sec_per_kimg=med / cfg_.batch * 1000, ratio=med / base, cycle=cfg_.cycle, mode=mode)
         results.append(row)
-        print(f'{cfg_.label:36s} {med:9.3f} {min(t):8.3f} {max(t):8.3f} {row["images_per_s"]:8.2f} '
+        print(f'{cfg_.label:{width}s} {med:9.3f} {min(t):8.3f} {max(t):8.3f} {row["images_per_s"]:8.2f} '
               f'{row["sec_per_kimg"]:9.1f} {row["ratio"]:6.3f}')
     mem = dict(peak_cpu_rss_gb=peak_cpu_rss_gb())
     if device.type == 'cuda':
@@ -188,9 +205,9 @@ def main(mode, res, batch, loss, cfg, cbase, cmax, map_layers, aug, extra, reps,
                   f'{row["median_s"] / REFERENCE_CPU_SECONDS:.2f} x the reference codebase\'s {REFERENCE_CPU_SECONDS} s '
                   f'(published for 64², batch 8 on this machine class; target <= 0.67)')
     if json_out:
-        with open(json_out, 'w') as f:
-            json.dump(dict(device=device_name(device), torch=torch.__version__, results=results, memory=mem,
-                           options={r.label: r.options for r in configs}), f, indent=2, default=str)
+        text = json.dumps(dict(device=device_name(device), torch=torch.__version__, results=results, memory=mem,
+                               options={c_.label: c_.options for c_ in configs}), indent=2, default=str)
+        dnnlib.util.atomic_write_bytes(json_out, text.encode('utf-8'))
 
 
 if __name__ == '__main__':
