@@ -1,9 +1,15 @@
 """Shared test configuration: CUDA-only tests are skipped without a GPU; paths to the shared data."""
 
+import os
 import sys
 from pathlib import Path
 
 import pytest
+
+# One thread per process: the suite's tensors are tiny, and the tests that start subprocesses (two-rank
+# training, the command-line scripts) would otherwise have every process spin on every core; on a
+# 2-core machine that oversubscription made the suite several times slower. Set before torch is imported.
+os.environ.setdefault('OMP_NUM_THREADS', '1')
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / 'shared' / 'data'
