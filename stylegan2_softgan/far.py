@@ -32,11 +32,10 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 from torch_utils import training_stats
 from torch_utils.ops import conv2d_gradfix
-from training.loss import PHASES, LogitLoss, register_loss
+from training.loss import PHASES, StyleGAN2Loss, register_loss
 
 
 def lowest_scored(logits: torch.Tensor, count: int) -> torch.Tensor:
@@ -47,7 +46,7 @@ def lowest_scored(logits: torch.Tensor, count: int) -> torch.Tensor:
     return torch.topk(-logits, count, sorted=True).indices
 
 
-class FARLoss(LogitLoss):
+class FARLoss(StyleGAN2Loss):
     """Fake-as-real discriminator batches with a zero-centred gradient penalty; non-saturating generator."""
 
     def __init__(self, device, G, D,
@@ -69,15 +68,6 @@ class FARLoss(LogitLoss):
         self.m1 = int(m1)
         self.far_lambda = float(far_lambda)
         super().__init__(device, G, D, r1_gamma=0.0, **kwargs)
-
-    def loss_G(self, gen_logits):
-        return F.softplus(-gen_logits)
-
-    def loss_D_real(self, real_logits):
-        return F.softplus(-real_logits)
-
-    def loss_D_gen(self, gen_logits):
-        return F.softplus(gen_logits)
 
     def counts(self, n: int) -> tuple[int, int]:
         """(M0, M1) for a round of n real images."""
