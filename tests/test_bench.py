@@ -302,6 +302,10 @@ def test_command_end_to_end(tmp_path, capsys):
     assert (out / 'figures' / 'quick-ring8_samples.png').is_file()
     assert (out / 'figures' / 'quick-ring8_curves.png').is_file()
     assert 'python -m stylegan2_softgan.bench --suite=2d' in (out / 'commands.txt').read_text()
+    # A discussion kept in notes.md is carried into the report.
+    (out / 'notes.md').write_text('Hand-written discussion.\n')
+    assert main.main(['--report-only', f'--outdir={out}'], standalone_mode=False) in (None, 0)
+    assert 'Hand-written discussion.' in (out / 'results.md').read_text()
     # A second invocation reuses the stored runs.
     capsys.readouterr()
     assert main.main(args, standalone_mode=False) in (None, 0)

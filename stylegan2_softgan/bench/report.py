@@ -1,6 +1,7 @@
 """Tables and figures from the stored run results of an output folder.
 
     results.md                    per data set: mean ± std over seeds per objective, published anchors beside
+                                  (and, under its header, the discussion in notes.md when the folder has one)
     figures/<dataset>_samples.png samples of the first seed per objective (over the true modes for 2-D data)
     figures/<dataset>_curves.png  curves over training of the first seed: scores, batch EMD, β, Geometry Score
 
@@ -22,6 +23,9 @@ import numpy as np
 import dnnlib
 
 from stylegan2_softgan.bench import data2d, runner
+
+# A hand-written discussion of the results, kept beside the runs and copied into results.md under the header.
+NOTES_FILENAME = 'notes.md'
 
 # Published numbers (BENCHMARKS.md): full protocols, other code and budgets, printed as external anchors.
 ANCHORS = {
@@ -185,6 +189,10 @@ def write_report(outdir: str, protocol: str | None = None, commands: list[str] |
         lines += ['Commands that produced the runs (each reuses runs already stored with the same '
                   'configuration; delete `runs/` to recompute everything):', '']
         lines += [f'    {cmd}' for cmd in commands] + ['']
+    notes_path = os.path.join(outdir, NOTES_FILENAME)
+    if os.path.isfile(notes_path):
+        with open(notes_path, encoding='utf-8') as f:
+            lines += [f.read().strip(), '']
     threads = sorted({r['timing']['threads'] for r in results})
     lines += [f'Report written {time.strftime("%Y-%m-%d")} on {platform.machine()} with {os.cpu_count()} CPU cores; '
               f'torch threads per run: {", ".join(map(str, threads))}. Run times are wall-clock seconds of training '
