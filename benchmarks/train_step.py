@@ -203,7 +203,7 @@ def main(mode, res, batch, loss, cfg, cbase, cmax, map_layers, aug, extra, reps,
         for row in results:
             print(f'{row["label"]}: {row["median_s"]:.2f} s per G+D step = '
                   f'{row["median_s"] / REFERENCE_CPU_SECONDS:.2f} x the reference codebase\'s {REFERENCE_CPU_SECONDS} s '
-                  f'(published for 64², batch 8 on this machine class; target <= 0.67)')
+                  f'(the figure issue 10 gives for 64², batch 8 on this machine class, not measured here; target <= 0.67)')
     if json_out:
         text = json.dumps(dict(device=device_name(device), torch=torch.__version__, results=results, memory=mem,
                                options={c_.label: c_.options for c_ in configs}), indent=2, default=str)

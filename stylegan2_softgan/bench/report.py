@@ -293,11 +293,11 @@ def make_figures(outdir: str, protocol: str, dataset: str, objs: dict, log=print
             ax.axis('off')
         for ax, key in zip(axes.flat, curve_keys):
             ax.axis('on')
-            for obj, r in firsts.items():
+            for k, (obj, r) in enumerate(firsts.items()):
                 pts = [(p['step'], p[key]) for p in r['curve'] if p.get(key) is not None]
-                if pts:
+                if pts:   # one colour per objective in every panel, even where others have no curve (β)
                     x, y = zip(*pts)
-                    ax.plot(x, y, label=obj, linewidth=1)
+                    ax.plot(x, y, label=obj, linewidth=1, color=f'C{k % 10}')
             ax.set_title(key.replace('_', ' '), fontsize=9)
             ax.set_xlabel('generator step', fontsize=8)
             ax.tick_params(labelsize=7)
