@@ -59,7 +59,8 @@ def _main(suite, protocol, objectives, seeds, datasets, outdir, data, steps, eva
                             '(x_train, y_train, x_test, y_test), e.g. --data=../shared/data/mnist.npz')
         if not os.path.isfile(data):
             raise UserError(f'--data={data}: file not found (expected mnist.npz)')
-        data = os.path.abspath(data)
+        # Kept as given (relative to where the command runs): the stored configurations, which decide
+        # whether a run can be reused, then hold no path of this machine.
 
     torch.set_num_threads(threads)
     configs = []
