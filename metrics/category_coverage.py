@@ -36,7 +36,7 @@ def compute_category_coverage(opts: metric_utils.MetricOptions, num_gen: int, ma
         detector = classifiers.classifier_for_images(opts.G.img_channels, opts.G.img_resolution, device=opts.device,
                                                      detector_dir=opts.detector_dir, cache_dir=opts.get_cache_dir(),
                                                      allow_download=opts.allow_download)
-    opts.notes.setdefault('detector', getattr(detector, 'description', detector.name))
+    metric_utils.note_detector(opts, detector)
     gen = metric_utils.compute_feature_stats_for_generator(
         opts, detector, num_items=num_gen, output='probabilities', capture_all=True).get_all()
     real = metric_utils.compute_feature_stats_for_dataset(

@@ -88,7 +88,7 @@ def compute_fid(opts: metric_utils.MetricOptions, max_real: int | None, num_gen:
     if num_gen < 2 or (max_real is not None and max_real < 2):
         raise metric_utils.MetricError(f'FID needs at least 2 real and 2 generated samples (got num_gen={num_gen}, max_real={max_real})')
     detector = detector if detector is not None else metric_utils.inception(opts)
-    opts.notes.setdefault('detector', getattr(detector, 'description', detector.name))
+    metric_utils.note_detector(opts, detector)
     real = metric_utils.compute_feature_stats_for_dataset(
         opts, detector, capture_mean_cov=True, capture_all_below=SMALL_SAMPLE_LIMIT, max_items=max_real, rel_lo=0, rel_hi=0)
     gen = metric_utils.compute_feature_stats_for_generator(

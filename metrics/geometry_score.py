@@ -78,7 +78,7 @@ def compute_gs(opts: metric_utils.MetricOptions, num_samples: int, L0: int, gamm
     """Geometry Score between num_samples generated and num_samples real images (pixels in [-1, 1] unless
     another detector is given)."""
     detector = detector if detector is not None else metric_utils.get_pixel_detector(opts)
-    opts.notes.setdefault('detector', getattr(detector, 'description', detector.name))
+    metric_utils.note_detector(opts, detector)
     if num_samples < L0:
         raise metric_utils.MetricError(f'the Geometry Score with L0={L0} landmarks needs at least {L0} samples, got {num_samples}')
     real = metric_utils.compute_feature_stats_for_dataset(opts, detector, capture_all=True, max_items=num_samples).get_all()

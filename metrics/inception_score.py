@@ -35,7 +35,7 @@ def compute_is(opts: metric_utils.MetricOptions, num_gen: int, num_splits: int, 
     if num_gen < num_splits:
         raise metric_utils.MetricError(f'the Inception Score with {num_splits} splits needs at least {num_splits} samples, got {num_gen}')
     detector = detector if detector is not None else metric_utils.inception(opts, need_logits=True)
-    opts.notes.setdefault('detector', getattr(detector, 'description', detector.name))
+    metric_utils.note_detector(opts, detector)
     probs = metric_utils.compute_feature_stats_for_generator(
         opts, detector, num_items=num_gen, output='probabilities', capture_all=True).get_all()
     return inception_score_from_probs(probs, num_splits)

@@ -44,9 +44,5 @@ def compute_kid(opts: metric_utils.MetricOptions, max_real: int | None, num_gen:
     if num_gen < 2 or (max_real is not None and max_real < 2):
         raise metric_utils.MetricError(f'KID needs at least 2 real and 2 generated samples (got num_gen={num_gen}, max_real={max_real})')
     detector = detector if detector is not None else metric_utils.inception(opts)
-    opts.notes.setdefault('detector', getattr(detector, 'description', detector.name))
-    real = metric_utils.compute_feature_stats_for_dataset(
-        opts, detector, capture_all=True, max_items=max_real, rel_lo=0, rel_hi=0).get_all()
-    gen = metric_utils.compute_feature_stats_for_generator(
-        opts, detector, num_items=num_gen, capture_all=True, rel_lo=0, rel_hi=1).get_all()
+    real, gen = metric_utils.real_and_generated_features(opts, detector, max_real, num_gen)
     return kid_from_features(real, gen, num_subsets=num_subsets, max_subset_size=max_subset_size, seed=opts.seed)

@@ -536,6 +536,23 @@ def compute_feature_stats_for_generator(opts: MetricOptions, detector, num_items
     return _stats_from_rows(all_rows, capture_all, capture_mean_cov, max_items=None)
 
 
+def note_detector(opts: MetricOptions, detector) -> None:
+    """Record which detector produced the features (the `detector` entry of the result)."""
+    opts.notes.setdefault('detector', getattr(detector, 'description', detector.name))
+
+
+def real_and_generated_features(opts: MetricOptions, detector, max_real: int | None,
+                                num_gen: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """All detector features of up to `max_real` real images and of `num_gen` generated ones (the inputs of
+    the k-NN and kernel metrics), the detector noted in the result."""
+    note_detector(opts, detector)
+    real = compute_feature_stats_for_dataset(opts, detector, capture_all=True, max_items=max_real,
+                                             rel_lo=0, rel_hi=0).get_all()
+    gen = compute_feature_stats_for_generator(opts, detector, num_items=num_gen, capture_all=True,
+                                              rel_lo=0, rel_hi=1).get_all()
+    return real, gen
+
+
 def call_with_supported_kwargs(fn, *args, **kwargs):
     """Call fn with only those keyword arguments its signature accepts (all of them if it takes **kwargs)."""
     try:

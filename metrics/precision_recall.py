@@ -106,12 +106,7 @@ def density_coverage_from_features(real, gen, nhood_size: int = 5, row_batch_siz
 
 def _features(opts, max_real, num_gen, detector):
     detector = detector if detector is not None else metric_utils.pr_features_detector(opts)
-    opts.notes.setdefault('detector', getattr(detector, 'description', detector.name))
-    real = metric_utils.compute_feature_stats_for_dataset(
-        opts, detector, capture_all=True, max_items=max_real, rel_lo=0, rel_hi=0).get_all()
-    gen = metric_utils.compute_feature_stats_for_generator(
-        opts, detector, num_items=num_gen, capture_all=True, rel_lo=0, rel_hi=1).get_all()
-    return real, gen
+    return metric_utils.real_and_generated_features(opts, detector, max_real, num_gen)
 
 
 def _check_counts(opts, max_real, num_gen, k):
