@@ -52,6 +52,16 @@ def _check_pow2(cls_name: str, name: str, value, minimum: int) -> int:
     return int(math.log2(value))
 
 
+def _channel_table(cls_name: str, channel_base: int, channel_max: int, img_resolution: int,
+                   lowest: int) -> dict[int, int]:
+    """{r: min(channel_base // r, channel_max)} for r = 2^lowest .. img_resolution; every entry must be >= 1."""
+    log2 = int(math.log2(img_resolution))
+    ch = {2 ** i: min(channel_base // 2 ** i, channel_max) for i in range(lowest, log2 + 1)}
+    if min(ch.values()) < 1:
+        raise ValueError(f'{cls_name}: channel_base={channel_base} gives no channels at {img_resolution}x{img_resolution}')
+    return ch
+
+
 def _check_positive_int(cls_name: str, name: str, value) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(f'{cls_name}: {name} must be a positive integer, got {value!r}')
@@ -165,9 +175,7 @@ class DCGANGenerator(_GeneratorInterface):
         log2 = _check_pow2(name, 'img_resolution', img_resolution, 8)
         self.z_dim, self.c_dim = z_dim, c_dim
         self.img_resolution, self.img_channels = img_resolution, img_channels
-        ch = {2 ** i: min(channel_base // 2 ** i, channel_max) for i in range(2, log2 + 1)}
-        if min(ch.values()) < 1:
-            raise ValueError(f'{name}: channel_base={channel_base} gives no channels at {img_resolution}x{img_resolution}')
+        ch = _channel_table(name, channel_base, channel_max, img_resolution, lowest=2)
         self.channels = ch
         self.fc = torch.nn.Linear(z_dim + c_dim, 16 * ch[4])
         self.fc_norm = torch.nn.BatchNorm1d(16 * ch[4])
@@ -210,9 +218,7 @@ class DCGANDiscriminator(_DiscriminatorInterface):
         log2 = _check_pow2(name, 'img_resolution', img_resolution, 8)
         self.c_dim, self.img_resolution, self.img_channels, self.pack = c_dim, img_resolution, img_channels, pack
         self.lrelu_slope = lrelu_slope
-        ch = {2 ** i: min(channel_base // 2 ** i, channel_max) for i in range(2, log2 + 1)}
-        if min(ch.values()) < 1:
-            raise ValueError(f'{name}: channel_base={channel_base} gives no channels at {img_resolution}x{img_resolution}')
+        ch = _channel_table(name, channel_base, channel_max, img_resolution, lowest=2)
         self.block_resolutions = [2 ** i for i in range(log2, 2, -1)]
         in_ch = img_channels * pack
         for res in self.block_resolutions:
@@ -391,9 +397,7 @@ class ResNetGenerator(_GeneratorInterface):
         log2 = _check_pow2(name, 'img_resolution', img_resolution, 8)
         self.z_dim, self.c_dim = z_dim, c_dim
         self.img_resolution, self.img_channels = img_resolution, img_channels
-        ch = {2 ** i: min(channel_base // 2 ** i, channel_max) for i in range(2, log2 + 1)}
-        if min(ch.values()) < 1:
-            raise ValueError(f'{name}: channel_base={channel_base} gives no channels at {img_resolution}x{img_resolution}')
+        ch = _channel_table(name, channel_base, channel_max, img_resolution, lowest=2)
         self.channels = ch
         self.fc = torch.nn.Linear(z_dim + c_dim, 16 * ch[4])
         self.block_resolutions = [2 ** i for i in range(3, log2 + 1)]
@@ -439,9 +443,7 @@ class ResNetDiscriminator(_DiscriminatorInterface):
         log2 = _check_pow2(name, 'img_resolution', img_resolution, 16)
         self.c_dim, self.img_resolution, self.img_channels, self.pack = c_dim, img_resolution, img_channels, pack
         self.architecture = architecture
-        ch = {2 ** i: min(channel_base // 2 ** i, channel_max) for i in range(3, log2 + 1)}
-        if min(ch.values()) < 1:
-            raise ValueError(f'{name}: channel_base={channel_base} gives no channels at {img_resolution}x{img_resolution}')
+        ch = _channel_table(name, channel_base, channel_max, img_resolution, lowest=3)
         in_img = img_channels * pack
         # Block b{r} reads resolution r and writes r/2 with ch[r/2] channels.
         self.block_resolutions = [2 ** i for i in range(log2, 3, -1)]
