@@ -472,3 +472,14 @@ def test_stylegan2_preset_matches_the_paper_configuration():
         assert D_kwargs[key] == D_ref[key]
     # stylegan2-ada's 'auto' rule: the channel base doubles from 512x512 up.
     assert architectures.build_arch_kwargs('stylegan2', 512, 3)[0].synthesis_kwargs['channel_base'] == 32768
+
+
+@pytest.mark.parametrize('cls, kwargs', [
+    (NP.DCGANGenerator, dict(z_dim=8)), (NP.DCGANDiscriminator, dict()),
+    (NP.ResNetGenerator, dict(z_dim=8)), (NP.ResNetDiscriminator, dict()),
+])
+def test_channel_base_too_small_for_the_resolution_is_refused(cls, kwargs):
+    # 32x32 with channel_base 16 leaves 16 // 32 = 0 channels at the output resolution.
+    with pytest.raises(ValueError, match=f'{cls.__name__}: channel_base=16 gives no channels at 32x32'):
+        cls(img_resolution=32, channel_base=16, **kwargs)
+    cls(img_resolution=32, channel_base=64, channel_max=8, **kwargs)   # 64 // 32 = 2 channels: accepted
