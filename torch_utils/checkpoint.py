@@ -104,13 +104,22 @@ def save_snapshot(path: str, modules: dict[str, torch.nn.Module | None], meta: d
 
 def load_snapshot(path: str, map_location: str | torch.device = 'cpu') -> dict:
     """Load a snapshot as plain data (never executing code from it). Returns the raw dict with 'meta' decoded."""
-    path = os.fspath(path)
+    from torch_utils import legacy  # noqa: PLC0415 - legacy imports this module
+    path = legacy.resolve_pretrained(os.fspath(path))    # stylegan2-ada resume names (ffhq256 ...)
     if dnnlib.util.is_url(path, allow_file_urls=True):
-        path = dnnlib.util.open_url(path, return_filename=True)
+        try:
+            path = dnnlib.util.open_url(path, return_filename=True)
+        except OSError as e:
+            raise CheckpointError(str(e)) from None
     if not os.path.isfile(path):
         raise CheckpointError(f'{path}: no such file')
     try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
+        if legacy.is_pickle_file(path):     # NVIDIA's network-snapshot-*.pkl, imported as data
+            obj = legacy.load_nvidia_pickle(path)
+        else:
+            obj = torch.load(path, map_location=map_location, weights_only=True)
+    except legacy.LegacyError as e:
+        raise CheckpointError(f'{path}: NVIDIA pickle: {e}') from None
     except Exception as e:  # noqa: BLE001 - any unpickling refusal or corruption is reported the same way
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f'{path}: not a loadable snapshot: {first}') from None
