@@ -1,9 +1,11 @@
 """Fused bias + activation + gain + clamp: ``clamp(gain * act(x + b), -clamp, clamp)``.
 
 Both implementations share one pair of autograd Functions built around a *kernel* with the contract
-below, so the CUDA extension (a later issue: ``bias_act.cpp``/``bias_act.cu`` beside this file, built
-lazily on the first CUDA call) only has to provide ``plugin.bias_act`` with the same contract and the
-reference kernel (``_ref_kernel``) defines what it must compute.
+below: the CUDA extension (``bias_act.cpp``/``bias_act.cu``/``bias_act.h`` beside this file, built by
+``torch_utils.custom_ops`` on the first call with a CUDA tensor, never at import) provides
+``plugin.bias_act`` with the same contract, and the reference kernel (``_ref_kernel``) defines what it
+must compute. The plugin gets every tensor dense in one layout (contiguous, or channels_last when x
+is), and computes in float32 for float16/bfloat16 tensors.
 
     kernel(x, b, xref, yref, dy, grad, dim, act, alpha, gain, clamp) -> Tensor
 

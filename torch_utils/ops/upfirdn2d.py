@@ -15,17 +15,19 @@ where it is symmetric. Long 1-D (separable) filters run as two 1-D passes; short
 which is faster on CPU. The gradient of the op is the same op with up and down swapped and the filter
 flipped, so every derivative order runs through the same fast kernel.
 
-A CUDA extension (a later issue: ``upfirdn2d.cpp``/``upfirdn2d.cu`` beside this file, built lazily on
-the first CUDA call) slots in by providing
+The CUDA extension (``upfirdn2d.cpp``/``upfirdn2d.cu``/``upfirdn2d.h`` beside this file, built by
+``torch_utils.custom_ops`` on the first call with a CUDA tensor, never at import) slots in by providing
 
     plugin.upfirdn2d(x, f, upx, upy, downx, downy, padx0, padx1, pady0, pady1, flip_filter, gain)
 
-with a float32 2-D filter ``f`` of shape [fh, fw], computing what ``_ref_kernel`` computes.
+with a contiguous float32 2-D filter ``f`` of shape [fh, fw] and x contiguous or channels_last (the
+output keeps x's format), computing what ``_ref_kernel`` computes; a 1-D filter runs as two passes.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Callable
 
 import numpy as np
@@ -179,7 +181,7 @@ def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1, impl='cu
                              f'[{p0}, {p1}] is shorter than the filter ({k} taps)')
 
     plugin = _plugin.select(impl, x)
-    kernel = plugin.upfirdn2d if plugin is not None else _ref_kernel
+    kernel = functools.partial(_cuda_kernel, plugin) if plugin is not None else _ref_kernel
     f = f.to(device=x.device)
     if plugin is not None:
         f = f.to(torch.float32)             # the kernel contract
@@ -242,7 +244,7 @@ class _Params:
     pady1: int
     flip_filter: bool
     gain: float
-    kernel: Callable     # _ref_kernel or plugin.upfirdn2d
+    kernel: Callable     # _ref_kernel, or _cuda_kernel bound to the plugin
 
     def transposed(self, in_h, in_w, out_h, out_w, fh, fw) -> '_Params':
         """Parameters of the adjoint op, mapping an output-sized gradient back to the input's size.
@@ -274,6 +276,16 @@ class _UpFirDn2d(torch.autograd.Function):
         f, = ctx.saved_tensors
         q = ctx.p.transposed(*ctx.in_size, int(dy.shape[2]), int(dy.shape[3]), int(f.shape[0]), int(f.shape[1]))
         return _UpFirDn2d.apply(dy, f, q), None, None
+
+# ----------------------------------------------------------------------------
+# CUDA kernel call: the plugin takes x contiguous or channels_last (gradients can arrive with any
+# strides, e.g. expanded from a sum) and a contiguous filter.
+
+
+def _cuda_kernel(plugin, x, f, *args):
+    channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    x = x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    return plugin.upfirdn2d(x, f.contiguous(), *args)
 
 # ----------------------------------------------------------------------------
 # Reference kernel (plain PyTorch): one depthwise (transposed) convolution per call.
