@@ -229,3 +229,14 @@ def test_plugin_contract_is_used_when_available(monkeypatch, act):
     for u, v in zip(ours, theirs):
         assert torch.allclose(u, v, rtol=1e-10, atol=1e-10)
     assert grads_seen == ({0, 1} if act == 'lrelu' else {0, 1, 2})
+
+
+def test_bias_gradient_of_a_1d_input():
+    # x of shape [C] with b along dim 0: db must keep C entries (the sum runs over no dimension).
+    x, b = _inputs(shape=(5,), dim=0)
+    y = B.bias_act(x, b, dim=0, act='tanh', impl='ref')
+    w = torch.randn([5], dtype=torch.float64)
+    gx, gb = torch.autograd.grad((y * w).sum(), [x, b])
+    expected = w * (1 - torch.tanh(x.detach() + b.detach()) ** 2)
+    torch.testing.assert_close(gb, expected)
+    torch.testing.assert_close(gx, expected)

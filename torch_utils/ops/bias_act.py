@@ -220,7 +220,8 @@ def _call(p: _Params, x, b, xref, yref, dy, grad):
 
 
 def _sum_except(t: torch.Tensor, dim: int) -> torch.Tensor:
-    return t.sum([i for i in range(t.ndim) if i != dim])
+    dims = [i for i in range(t.ndim) if i != dim]
+    return t.sum(dims) if dims else t    # sum([]) would reduce everything (a 1-D x has nothing to sum)
 
 
 class _BiasAct(torch.autograd.Function):
