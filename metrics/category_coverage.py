@@ -25,17 +25,22 @@ def category_stats(labels, num_classes: int) -> dict:
     nz = p[p > 0]
     return dict(counts=counts.tolist(), coverage=float((counts > 0).sum() / num_classes),
                 entropy=float(-(nz * np.log(nz)).sum()), max_entropy=float(np.log(num_classes)),
-                mean_label=float(labels.mean()), count_std=float(counts.std()))
+                mean_label=float(labels.mean()), count_std=float(counts.std()), shares=p.tolist())
+
+
+def classifier_for(opts: metric_utils.MetricOptions):
+    """The classifier that labels this generator's images (chosen by image shape and the real data set)."""
+    from metrics import classifiers
+    metric_utils.check_generator(opts.G, 'category coverage')
+    return classifiers.classifier_for_images(opts.G.img_channels, opts.G.img_resolution, device=opts.device,
+                                             detector_dir=opts.detector_dir, cache_dir=opts.get_cache_dir(),
+                                             allow_download=opts.allow_download, dataset_kwargs=opts.dataset_kwargs)
 
 
 def compute_category_coverage(opts: metric_utils.MetricOptions, num_gen: int, max_real: int | None, detector=None):
     """(generated stats, real stats) of the classifier's argmax labels."""
     if detector is None:
-        from metrics import classifiers
-        metric_utils.check_generator(opts.G, 'category coverage')
-        detector = classifiers.classifier_for_images(opts.G.img_channels, opts.G.img_resolution, device=opts.device,
-                                                     detector_dir=opts.detector_dir, cache_dir=opts.get_cache_dir(),
-                                                     allow_download=opts.allow_download)
+        detector = classifier_for(opts)
     metric_utils.note_detector(opts, detector)
     gen = metric_utils.compute_feature_stats_for_generator(
         opts, detector, num_items=num_gen, output='probabilities', capture_all=True).get_all()

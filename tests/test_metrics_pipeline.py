@@ -56,11 +56,15 @@ class LinearStyleG(torch.nn.Module):
         self.M = torch.nn.Parameter(torch.randn([z_dim, self.w_dim], generator=gen))
         self.B = torch.nn.Parameter(torch.randn([self.w_dim, ch * res * res], generator=gen) * 0.05)
 
+    # Both maps compute in float64 and round once to float32, so each output element is the same whatever
+    # the batch it is computed in (a float32 matmul's summation order, and so its last bits, depends on the
+    # batch size, and PPL's finite difference at epsilon 1e-4 magnifies those bits about 10^4 times).
     def mapping(self, z, c):
-        return (z @ self.M).unsqueeze(1).repeat([1, self.num_ws, 1])
+        return (z.double() @ self.M.double()).to(z.dtype).unsqueeze(1).repeat([1, self.num_ws, 1])
 
     def synthesis(self, ws, noise_mode='random', force_fp32=False):
-        return (ws.mean(1) @ self.B).view(-1, self.img_channels, self.img_resolution, self.img_resolution)
+        img = ws.double().mean(1) @ self.B.double()
+        return img.to(ws.dtype).view(-1, self.img_channels, self.img_resolution, self.img_resolution)
 
     def forward(self, z, c, **kwargs):
         return self.synthesis(self.mapping(z, c))
@@ -159,7 +163,7 @@ def test_registry_lists_stylegan2_ada_names_and_ours():
     names = metric_main.list_valid_metrics()
     for name in ['fid50k_full', 'kid50k_full', 'pr50k3_full', 'ppl2_wend', 'is50k', 'fid50k', 'kid50k', 'pr50k3',
                  'ppl_zfull', 'ppl_wfull', 'ppl_zend', 'ppl_wend', 'fid10k', 'fid10k_full', 'kid10k_full',
-                 'pr10k3_full', 'is10k', 'dc10k_full', 'dc50k_full', 'gs1k', 'gs5k', 'cat_cov10k', 'emd64']:
+                 'pr10k3_full', 'is10k', 'dc10k_full', 'dc50k_full', 'gs1k', 'gs5k', 'cat_cov10k', 'cat_cov1k', 'emd64']:
         assert metric_main.is_valid_metric(name) and name in names, name
     assert not metric_main.is_valid_metric('fid1m') and 'fid1m' not in names
 
@@ -367,7 +371,7 @@ def test_ppl_matches_closed_form_for_linear_generator(tmp_path):
     G = LinearStyleG()
     n = 200
     opts = metric_utils.MetricOptions(**opts_kwargs(tmp_path, G=G, batch_gen=7))
-    sq = lambda a, b: (a - b).square().flatten(1).sum(1)  # noqa: E731
+    sq = lambda a, b: (a.double() - b.double()).square().flatten(1).sum(1)  # noqa: E731
     got = ppl_mod.compute_ppl(opts, num_samples=n, epsilon=1e-4, space='w', sampling='end', crop=False, distance=sq)
     sampler = metric_utils.LatentSampler(G.z_dim, seed=0)
     z0, z1 = torch.from_numpy(sampler.z(range(n), stream=0)).double(), torch.from_numpy(sampler.z(range(n), stream=1)).double()
@@ -427,8 +431,13 @@ def test_category_coverage_pipeline(tmp_path):
 
 
 def test_cat_cov_refuses_unsupported_shapes(tmp_path):
+    # RGB 8x8 images of some other data set, and 4x4 images even of the digits: no classifier fits.
+    folder = dict(class_name='training.dataset.ImageFolderDataset', path=str(tmp_path / 'images.zip'))
     with pytest.raises(MetricError, match='category coverage has classifiers'):
-        metric_main.calc_metric('cat_cov10k', **opts_kwargs(tmp_path, G=TinyG(res=8, ch=3), num_gen=10))
+        metric_main.calc_metric('cat_cov10k', **opts_kwargs(tmp_path, G=TinyG(res=8, ch=3), num_gen=10,
+                                                            dataset_kwargs=folder))
+    with pytest.raises(MetricError, match='category coverage has classifiers'):
+        metric_main.calc_metric('cat_cov1k', **opts_kwargs(tmp_path, G=TinyG(res=4, ch=1), num_gen=10))
 
 
 def test_gs_and_emd_through_registry(tmp_path):
