@@ -138,11 +138,12 @@ def resolve_loss(c, loss, spec, arch, gamma, beta_opts, entropy_bonus, objective
     # Path length and style mixing need a style generator (mapping + synthesis).
     c.loss_kwargs.setdefault('pl_weight', float(spec.pl) if style else 0.0)
     c.loss_kwargs.setdefault('style_mixing_prob', float(spec.mix) if style else 0.0)
-    beta, beta_interval, beta_floor, beta_ema, soft_g_loss = beta_opts
+    beta, beta_interval, beta_floor, beta_ema, soft_g_loss, beta_pairs, beta_samples = beta_opts
     given = {name: value for name, value in [('--beta', beta), ('--beta-interval', beta_interval),
-                                             ('--beta-floor', beta_floor), ('--beta-ema', beta_ema)]
+                                             ('--beta-floor', beta_floor), ('--beta-ema', beta_ema),
+                                             ('--beta-pairs', beta_pairs), ('--beta-samples', beta_samples)]
              if value is not None}
-    if loss == 'soft':
+    if loss_spec.class_name == 'stylegan2_softgan.softgan.SoftGANLoss':
         if entropy_bonus:
             raise UserError('--entropy-bonus: SoftGAN always has its entropy term; use it with other losses')
         c.loss_kwargs.update(beta=None if beta in (None, 'auto') else float(beta))
@@ -154,6 +155,13 @@ def resolve_loss(c, loss, spec, arch, gamma, beta_opts, entropy_bonus, objective
             c.loss_kwargs.beta_ema = beta_ema
         if soft_g_loss is not None:
             c.loss_kwargs.g_loss = soft_g_loss
+        if beta_pairs is not None:
+            c.loss_kwargs.beta_floor_pairs = beta_pairs
+        if beta_samples is not None:
+            c.loss_kwargs.beta_emd_samples = beta_samples
+        schedule_flags = [name for name in given if name != '--beta']
+        if schedule_flags and (objective_opts or {}).get('soft_variant') == 'reference':
+            raise UserError(f'{schedule_flags[0]}: --soft-variant=reference has a constant β and no EMD schedule')
     else:
         if soft_g_loss is not None:
             raise UserError(f'--soft-g-loss: only applies to --loss=soft (got --loss={loss})')
@@ -165,7 +173,9 @@ def resolve_loss(c, loss, spec, arch, gamma, beta_opts, entropy_bonus, objective
                 beta=None if beta in (None, 'auto') else float(beta),
                 interval=beta_interval if beta_interval is not None else 4,
                 floor=_parse_floor(beta_floor) if beta_floor is not None else 'real',
-                ema=beta_ema if beta_ema is not None else 0.9)
+                ema=beta_ema if beta_ema is not None else 0.9,
+                **({} if beta_pairs is None else {'floor_pairs': beta_pairs}),
+                **({} if beta_samples is None else {'emd_samples': beta_samples}))
     _resolve_objective_opts(c, loss, objective_opts or {})
     return c.loss_kwargs
 
@@ -179,6 +189,7 @@ OBJECTIVE_FLAGS = {
     'gp_lambda': ('--gp-lambda', 'gp_lambda', ('wgan-gp',)),
     'svgd_alpha': ('--svgd-alpha', 'alpha', ('swgan',)),
     'svgd_rho': ('--svgd-rho', 'rho', ('swgan',)),
+    'soft_variant': ('--soft-variant', 'variant', ('soft',)),
 }
 
 
@@ -193,6 +204,12 @@ def _resolve_objective_opts(c, loss, opts):
         c.loss_kwargs[kwarg] = value
     if opts.get('n_critic') is not None:
         c.loss_kwargs.n_critic = opts['n_critic']
+    for name, kwarg in (('r2_gamma', 'r2_gamma'), ('reg_every', 'D_reg_interval')):
+        if opts.get(name) is not None:
+            if 'LogitLoss' not in _loss_bases(c.loss_kwargs.class_name):
+                raise UserError(f'--{name.replace("_", "-")}: only applies to losses built on the logit-loss '
+                                f'machinery (got --loss={loss})')
+            c.loss_kwargs[kwarg] = opts[name] if name != 'reg_every' or opts[name] > 1 else None
     lam, delta, every = opts.get('ms_lambda'), opts.get('ms_delta'), opts.get('ms_every_kimg')
     preset = c.loss_kwargs.get('mode_seeking')
     if preset is None and lam is None:
@@ -213,6 +230,11 @@ def _resolve_objective_opts(c, loss, opts):
         c.loss_kwargs.pop('mode_seeking', None)     # --ms-lambda=0: no regulariser at all
         return
     c.loss_kwargs.mode_seeking = mode_seeking_kwargs(lam, delta, every)
+
+
+def _loss_bases(class_name: str) -> list[str]:
+    """Names of the classes a registered loss class derives from (itself included)."""
+    return [cls.__name__ for cls in dnnlib.util.get_obj_by_name(class_name).__mro__]
 
 
 def _parse_floor(value: str):
@@ -352,6 +374,11 @@ def torchrun_env() -> tuple[int, int] | None:
 @click.option('--beta-floor', help='EMD floor: real (two real batches), zero, or a number  [default: real]', metavar='real|zero|FLOAT')
 @click.option('--beta-ema', help='EMA decay of the measured EMD  [default: 0.9]', type=click.FloatRange(min=0, max=1, max_open=True))
 @click.option('--soft-g-loss', help='SoftGAN generator term  [default: linear]', type=click.Choice(['linear', 'ns']))
+@click.option('--soft-variant', help="SoftGAN: the paper's algorithm, or the authors' released toy code  [default: paper]", type=click.Choice(['paper', 'reference']))
+@click.option('--beta-pairs', help="Real-vs-real batch pairs averaged for the 'real' EMD floor  [default: 16]", type=click.IntRange(min=1))
+@click.option('--beta-samples', help="Samples per EMD measurement (the most recent generated ones vs fresh reals)  [default: the step's batch]", type=click.IntRange(min=2))
+@click.option('--r2-gamma', help='R2 weight: zero-centred gradient penalty on generated samples, any logit loss  [default: 0; rpgan: = R1 gamma]', type=click.FloatRange(min=0))
+@click.option('--reg-every', help='Apply R1/R2 every N discriminator steps (lazy), with the penalty scaled by N  [default: 16; rpgan: 1]', type=click.IntRange(min=1))
 @click.option('--entropy-bonus', help="Add SoftGAN's β-weighted entropy term to another loss", type=bool, default=False, show_default=True)
 @click.option('--n-critic', help="Discriminator steps per generator step  [default: the objective's, e.g. 5 for wgan]", type=click.IntRange(min=1))
 @click.option('--ms-lambda', help='Mode-seeking weight λ0 on top of any objective  [default: off; 0.05 for --loss=ms]', type=click.FloatRange(min=0))
@@ -447,9 +474,10 @@ def resolve_options(**kw):
         c[key] = opt
     beta = _parse_beta(kw['beta'])
     objective_opts = {name: kw[name] for name in ('n_critic', 'ms_lambda', 'ms_delta', 'ms_every_kimg',
-                                                  *OBJECTIVE_FLAGS)}
+                                                  'r2_gamma', 'reg_every', *OBJECTIVE_FLAGS)}
     resolve_loss(c, kw['loss'], spec, kw['arch'],
-                 kw['gamma'], (beta, kw['beta_interval'], kw['beta_floor'], kw['beta_ema'], kw['soft_g_loss']),
+                 kw['gamma'], (beta, kw['beta_interval'], kw['beta_floor'], kw['beta_ema'], kw['soft_g_loss'],
+                               kw['beta_pairs'], kw['beta_samples']),
                  kw['entropy_bonus'], objective_opts)
     desc += f'-{kw["loss"]}'
     if kw['gamma'] is not None:

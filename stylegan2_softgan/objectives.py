@@ -4,6 +4,7 @@
     ns          non-saturating logistic loss (DCGAN): StyleGAN2's terms without R1 by default
     ms          ns plus the mode-seeking regulariser (stylegan2_softgan.mode_seeking)
     hinge       SNGAN's hinge loss
+    rpgan       R3GAN's regularised relativistic pairing loss: RpGAN + R1 + R2, both every step
     fgan-kl, fgan-rkl, fgan-js
                 f-GAN with the output activation g_f and conjugate f* of seed 004 Table 1
     wgan        WGAN: linear critic, weight clipping after every critic step, n_critic = 5, RMSProp
@@ -29,6 +30,7 @@ from torch_utils.ops import conv2d_gradfix
 from training.loss import LogitLoss, register_loss
 
 from .mode_seeking import mode_seeking_kwargs
+from .softgan import beta_schedule_kwargs
 
 # ----------------------------------------------------------------------------
 # Non-saturating, hinge.
@@ -48,6 +50,42 @@ class HingeLoss(LogitLoss):
 
     def loss_D_gen(self, gen_logits):
         return F.relu(1 + gen_logits)
+
+
+# ----------------------------------------------------------------------------
+# RpGAN (R3GAN).
+
+
+class RpGANLoss(LogitLoss):
+    """R3GAN's relativistic pairing loss (Huang et al., NeurIPS 2024): the i-th real sample is paired with
+    the i-th generated one, and with l_r, l_f their logits
+
+        L_D = softplus(l_f − l_r),    L_G = softplus(l_r − l_f),
+
+    plus the zero-centred penalties R1 (on reals) and R2 (on generated samples), γ/2·E‖∇_x D‖² each with
+    the same γ, applied every step (R3GAN reports that lazy R1/R2 fails on StackedMNIST and on the
+    25-Gaussian mixture). `r2_gamma=None` means "the same γ as R1"; `D_reg_interval` makes them lazy.
+    SoftGAN's entropy bonus (a β schedule) adds −β·H(σ(l)) per real and per generated logit.
+    """
+
+    paired = True
+
+    def __init__(self, device, G, D, r1_gamma: float = 10.0, r2_gamma: float | None = None,
+                 D_reg_interval: int | None = None, **kwargs):
+        super().__init__(device, G, D, r1_gamma=r1_gamma, r2_gamma=r1_gamma if r2_gamma is None else r2_gamma,
+                         D_reg_interval=D_reg_interval, **kwargs)
+
+    def loss_D_pair(self, real_logits, gen_logits):
+        return F.softplus(gen_logits - real_logits)
+
+    def loss_G_pair(self, real_logits, gen_logits):
+        return F.softplus(real_logits - gen_logits)
+
+    def _unpaired(self, *args):
+        raise NotImplementedError('RpGAN has no per-sample terms: each term pairs a real with a generated sample '
+                                  '(loss_D_pair, loss_G_pair)')
+
+    loss_G = loss_D_real = loss_D_gen = _unpaired
 
 
 # ----------------------------------------------------------------------------
@@ -238,6 +276,8 @@ register_loss('ms', 'training.loss.StyleGAN2Loss',
               'ns + mode-seeking regulariser λ/(r+ε), λ0 = 0.05 (seed 004)', r1_gamma=0.0,
               mode_seeking=mode_seeking_kwargs(0.05))
 register_loss('hinge', 'stylegan2_softgan.objectives.HingeLoss', 'hinge loss (SNGAN)', r1_gamma=0.0)
+register_loss('rpgan', 'stylegan2_softgan.objectives.RpGANLoss',
+              "R3GAN: relativistic pairing loss + R1 + R2 (same γ, every step; γ from --gamma / the cfg)")
 for _name, _div in (('fgan-kl', 'kl'), ('fgan-rkl', 'rkl'), ('fgan-js', 'js')):
     register_loss(_name, 'stylegan2_softgan.objectives.FGANLoss',
                   f'f-GAN, {DIVERGENCES[_div].name} (seed 004 Table 1)', divergence=_div, r1_gamma=0.0)
@@ -247,3 +287,6 @@ register_loss('wgan', 'stylegan2_softgan.objectives.WGANLoss',
 register_loss('wgan-gp', 'stylegan2_softgan.objectives.WGANGPLoss',
               'WGAN-GP: λ = 10 on interpolates, n_critic = 5, Adam 1e-4 (0, 0.9)',
               G_opt=ADAM_WGAN_GP, D_opt=ADAM_WGAN_GP, gp_lambda=10.0, n_critic=5, r1_gamma=0.0)
+register_loss('rpgan-eb', 'stylegan2_softgan.objectives.RpGANLoss',
+              "RpGAN + R1 + R2 with SoftGAN's entropy bonus (β from the default EMD schedule)",
+              beta_schedule=beta_schedule_kwargs())

@@ -257,7 +257,7 @@ def test_beta_schedule_measures_on_interval_with_real_floor():
         calls.append(n)
         return pool[:n]
 
-    s = BetaSchedule(real_source=real_source, interval=3, ema=0.0)
+    s = BetaSchedule(real_source=real_source, interval=3, ema=0.0, floor_pairs=1, emd_samples=None)
     real = torch.randn(4, 1, 2, 2, generator=g, dtype=torch.float64)
     fakes = [torch.randn(4, 1, 2, 2, generator=g, dtype=torch.float64) * (2.0 - 0.2 * i) for i in range(7)]
     measured = []
@@ -308,3 +308,177 @@ def test_loss_state_carries_schedule():
     plain = StyleGAN2Loss('cpu', G, D)
     with pytest.raises(ValueError, match='has a β schedule'):
         plain.load_state_dict(state)
+
+
+# ----------------------------------------------------------------------------
+# The multi-pair floor, fresh-sample measurements and their logging.
+
+
+def _brute_emd(a, b):
+    cost = torch.cdist(a.flatten(1).double(), b.flatten(1).double()).numpy()
+    r, c = linear_sum_assignment(cost)
+    return cost[r, c].mean()
+
+
+class _Pool:
+    """real_source over a fixed pool, handing out consecutive slices (so the test knows every draw)."""
+
+    def __init__(self, pool):
+        self.pool, self.pos, self.calls = pool, 0, []
+
+    def __call__(self, n):
+        self.calls.append(n)
+        out = self.pool[self.pos:self.pos + n]
+        self.pos += n
+        assert len(out) == n, 'pool exhausted'
+        return out
+
+
+def test_multi_pair_floor_is_the_mean_of_independent_pair_emds_and_its_spread_is_logged():
+    g = torch.Generator().manual_seed(3)
+    pool = torch.randn(200, 1, 2, 2, generator=g, dtype=torch.float64)
+    source = _Pool(pool)
+    s = BetaSchedule(real_source=source, interval=1, ema=0.0, floor_pairs=5, emd_samples=None)
+    real = torch.randn(4, 1, 2, 2, generator=g, dtype=torch.float64)
+    fake = 2 + torch.randn(4, 1, 2, 2, generator=g, dtype=torch.float64)
+    collector = training_stats.Collector(regex='Loss/.*')
+    s.on_generator_step(real, fake, cur_nimg=0)
+    collector.update()
+    assert source.calls == [40]                       # 5 pairs of two disjoint batches of 4
+    pairs = [_brute_emd(pool[8 * k:8 * k + 4], pool[8 * k + 4:8 * k + 8]) for k in range(5)]
+    assert s.emd_floor == pytest.approx(np.mean(pairs), rel=1e-9)
+    assert s.emd_floor_std == pytest.approx(np.std(pairs, ddof=1), rel=1e-9)
+    assert collector['Loss/emd_floor'] == pytest.approx(np.mean(pairs), rel=1e-9)
+    assert collector['Loss/emd_floor_std'] == pytest.approx(np.std(pairs, ddof=1), rel=1e-9)
+    assert s.state_dict()['emd_floor_std'] == s.emd_floor_std
+    # A single pair has no spread: NaN, and nothing is logged for it.
+    one = BetaSchedule(real_source=_Pool(pool), interval=1, floor_pairs=1, emd_samples=None)
+    collector = training_stats.Collector(regex='Loss/.*')
+    one.on_generator_step(real, fake, cur_nimg=0)
+    collector.update()
+    assert math.isnan(one.emd_floor_std) and collector.num('Loss/emd_floor_std') == 0
+    assert one.emd_floor == pytest.approx(_brute_emd(pool[:4], pool[4:8]), rel=1e-9)
+
+
+def test_emd_samples_measures_recent_fakes_against_fresh_reals_and_waits_until_enough():
+    g = torch.Generator().manual_seed(4)
+    pool = torch.randn(400, 1, 2, 2, generator=g, dtype=torch.float64)
+    source = _Pool(pool)
+    s = BetaSchedule(real_source=source, interval=3, ema=0.0, floor_pairs=2, emd_samples=8)
+    real = torch.randn(4, 1, 2, 2, generator=g, dtype=torch.float64)     # the step's reals are not used
+    fakes = [torch.randn(4, 1, 2, 2, generator=g, dtype=torch.float64) * (2.0 - 0.2 * i) for i in range(8)]
+    measured = []
+    for step, fake in enumerate(fakes):
+        s.on_generator_step(real, fake, cur_nimg=step * 4)
+        measured.append(s.num_measurements)
+    # Due at step 0 but only 4 samples exist: measured at step 1; then due at 3 and 6 (8 samples by then).
+    assert measured == [0, 1, 1, 2, 2, 2, 3, 3]
+    assert source.calls == [8, 32, 8, 8]              # reals for the measurement, then 2 pairs of 2 x 8 for the floor
+    first = torch.cat([fakes[0], fakes[1]]).float()    # kept in float32
+    assert s.emd_ref == pytest.approx(_brute_emd(pool[:8], first), rel=1e-9)
+    floor_pairs = [_brute_emd(pool[8:16], pool[16:24]), _brute_emd(pool[24:32], pool[32:40])]
+    assert s.emd_floor == pytest.approx(np.mean(floor_pairs), rel=1e-9)
+    last = torch.cat([fakes[5], fakes[6]]).float()
+    assert s.emd_last == pytest.approx(_brute_emd(pool[48:56], last), rel=1e-9)
+    assert torch.equal(s.recent, torch.cat([fakes[6], fakes[7]]).float())
+
+
+def test_emd_samples_state_round_trip_resumes_exactly():
+    g = torch.Generator().manual_seed(5)
+    pool = torch.randn(400, 1, 2, 2, generator=g, dtype=torch.float64)
+    fakes = [torch.randn(4, 1, 2, 2, generator=g, dtype=torch.float64) for _ in range(9)]
+    a = BetaSchedule(real_source=_Pool(pool), interval=2, ema=0.5, floor='zero', emd_samples=12)
+    for step in range(5):
+        a.on_generator_step(fakes[step], fakes[step], cur_nimg=step)
+    b = BetaSchedule(real_source=_Pool(pool), interval=2, ema=0.5, floor='zero', emd_samples=12)
+    b.load_state_dict(a.state_dict())
+    b.real_source.pos = a.real_source.pos
+    assert torch.equal(a.recent, b.recent) and a.due == b.due
+    for step in range(5, 9):
+        a.on_generator_step(fakes[step], fakes[step], cur_nimg=step)
+        b.on_generator_step(fakes[step], fakes[step], cur_nimg=step)
+        assert a.beta == b.beta and a.emd_smooth == b.emd_smooth
+    legacy = {k: v for k, v in a.state_dict().items() if k not in ('recent', 'due', 'emd_floor_std')}
+    b.load_state_dict(legacy)                         # a first-release checkpoint still loads
+    assert b.recent is None and b.due is False
+    with pytest.raises(ValueError, match='"recent" must be a tensor'):
+        b.load_state_dict({**a.state_dict(), 'recent': [1, 2]})
+
+
+def test_schedule_options_are_checked():
+    with pytest.raises(ValueError, match='floor_pairs'):
+        BetaSchedule(floor='zero', floor_pairs=0)
+    with pytest.raises(ValueError, match='emd_samples'):
+        BetaSchedule(floor='zero', emd_samples=1)
+    with pytest.raises(ValueError, match='needs a source of real images'):
+        BetaSchedule(floor='zero', emd_samples=100)
+
+
+def test_beta_variant_presets_spell_out_their_schedule():
+    assert get_loss_spec('soft-beta-fixed').defaults == {'beta': BETA_MAX}
+    assert get_loss_spec('soft-floor-zero').defaults == {'beta_floor': 'zero', 'beta_emd_samples': 400}
+    assert get_loss_spec('soft-floor-multi').defaults == {'beta_floor': 'real', 'beta_floor_pairs': 16,
+                                                          'beta_emd_samples': 400}
+    assert get_loss_spec('soft-floor-single').defaults == {'beta_floor': 'real', 'beta_floor_pairs': 1,
+                                                           'beta_emd_samples': None}
+
+
+# ----------------------------------------------------------------------------
+# The reference variant (the authors' released toy code).
+
+
+def _ref_entropy(d):
+    """The released code's entropy written out: p = clamp(d, 1e-8, 1), q = clamp(1 − d, 1e-8, 1)."""
+    p = torch.where(d < 1e-8, torch.full_like(d, 1e-8), torch.where(d > 1, torch.ones_like(d), d))
+    q0 = 1 - d
+    q = torch.where(q0 < 1e-8, torch.full_like(d, 1e-8), torch.where(q0 > 1, torch.ones_like(d), q0))
+    return -(p * torch.log(p) + q * torch.log(q))
+
+
+@pytest.mark.parametrize('beta', [None, 0.25])
+def test_reference_variant_discriminator_loss_and_gradients(beta):
+    G, D = _nets()
+    real, real_c, z, c = _batch()
+    with torch.no_grad():
+        D.fc.weight.mul_(3.0)        # outputs on both sides of d = 1, where the clamp bites
+    loss = SoftGANLoss('cpu', G, D, r1_gamma=0, style_mixing_prob=0, variant='reference', beta=beta)
+    assert loss.beta_schedule is None and loss.reference_beta == (1.0 if beta is None else beta)
+    b = loss.reference_beta
+    loss.accumulate_gradients('Dmain', real, real_c, z, c, gain=1.0, cur_nimg=0)
+    got = _grads(D)
+    _zero(D)
+    with torch.no_grad():
+        fake = G(z, c)
+    d_r = torch.log(1 + torch.exp(D(real, real_c)))
+    d_f = torch.log(1 + torch.exp(D(fake, c)))
+    assert (d_r > 1).any() and (d_r < 1).any()
+    V = (d_r + b * _ref_entropy(d_r)).mean() + (-d_f + b * _ref_entropy(d_f)).mean()
+    (-V).backward()
+    for a, e in zip(got, _grads(D)):
+        assert torch.allclose(a, e, rtol=1e-9, atol=1e-12)
+
+
+def test_reference_variant_generator_and_options():
+    G, D = _nets()
+    real, real_c, z, c = _batch()
+    loss = SoftGANLoss('cpu', G, D, r1_gamma=0, style_mixing_prob=0, variant='reference')
+    loss.accumulate_gradients('Gmain', real, real_c, z, c, gain=1.0, cur_nimg=0)
+    got = _grads(G)
+    _zero(G, D)
+    (-torch.log(1 + torch.exp(D(G(z, c), c))).mean()).backward()
+    for a, e in zip(got, _grads(G)):
+        assert torch.allclose(a, e, rtol=1e-9, atol=1e-12)
+    # Entropy of the clamped output: zero with zero gradient once d ≥ 1; the paper's H at d = ½.
+    d = torch.tensor([0.5, 1.0, 3.0], dtype=torch.float64, requires_grad=True)
+    from stylegan2_softgan.softgan import reference_entropy
+    h = reference_entropy(d)
+    assert h[0].item() == pytest.approx(math.log(2)) and h[1].item() == pytest.approx(0.0, abs=1e-6)
+    h[2].backward()
+    assert d.grad[2] == 0
+    with pytest.raises(ValueError, match='variant'):
+        SoftGANLoss('cpu', G, D, variant='released')
+    with pytest.raises(ValueError, match='own generator term'):
+        SoftGANLoss('cpu', G, D, variant='reference', g_loss='ns')
+    with pytest.raises(ValueError, match='constant β >= 0'):
+        SoftGANLoss('cpu', G, D, variant='reference', beta=-1.0)
+    assert get_loss_spec('soft-reference').defaults == {'variant': 'reference'}

@@ -88,17 +88,30 @@ class LogitLoss(Loss):
     ``logit_signs(logits)`` says on which side of the decision boundary each output lies (ADA reads the
     reals' mean sign). A mode-seeking regulariser (`mode_seeking`, METHODS §5) adds λ/(r + ε) to the
     generator loss of any subclass.
+
+    Zero-centred gradient penalties: R1 (γ1/2·‖∇_x D(x)‖² on reals, `r1_gamma`) and R2 (the same on
+    generated samples, `r2_gamma`), each a mean over the batch, applied together in the D regularisation
+    phase: every step when `D_reg_interval` is None, else lazily every `D_reg_interval` steps with the
+    penalty multiplied by the interval (StyleGAN2's lazy regularisation).
+
+    Paired objectives (class attribute ``paired = True``, e.g. RpGAN) compare each real with one generated
+    sample: they define ``loss_D_pair(real_logits, gen_logits)`` and ``loss_G_pair(real_logits,
+    gen_logits)`` instead of the three per-sample terms, and the discriminator's main terms, entropy
+    bonus and (when due) R1 and R2 are taken in one pass over both batches.
     """
+
+    paired = False                              # see the class docstring
 
     def __init__(self, device, G, D, augment_pipe=None, real_source=None,
                  r1_gamma: float = 10.0,           # R1 weight γ (the penalty is γ/2·‖∇D‖²); 0 disables
+                 r2_gamma: float = 0.0,            # R2 weight (γ/2·‖∇D‖² on generated samples); 0 disables
                  style_mixing_prob: float = 0.9,   # probability of mixing two latents (style generators only)
                  pl_weight: float = 0.0,           # path-length regularisation weight; 0 disables
                  pl_batch_shrink: int = 2,         # the path-length pass uses batch // shrink samples
                  pl_decay: float = 0.01,           # EMA decay of the path-length target
                  pl_no_weight_grad: bool = False,  # skip conv weight gradients in the path-length inner grad
                  G_reg_interval: int | None = 4,   # lazy interval of the path-length regulariser (None: every step)
-                 D_reg_interval: int | None = 16,  # lazy interval of R1 (None: every step)
+                 D_reg_interval: int | None = 16,  # lazy interval of R1 and R2 (None: every step)
                  n_critic: int = 1,                # discriminator steps per generator step
                  beta_schedule: dict | None = None,  # kwargs (with class_name) of a β schedule that turns on the entropy bonus
                  mode_seeking: dict | None = None,   # kwargs (with class_name) of a mode-seeking regulariser; None = off
@@ -109,6 +122,10 @@ class LogitLoss(Loss):
         self.D = D
         self.augment_pipe = augment_pipe
         self.r1_gamma = float(r1_gamma)
+        self.r2_gamma = float(r2_gamma)
+        for name, value in (('r1_gamma', self.r1_gamma), ('r2_gamma', self.r2_gamma)):
+            if not (value >= 0 and np.isfinite(value)):
+                raise ValueError(f'{name} must be a finite number >= 0, got {value!r}')
         self.style_mixing_prob = float(style_mixing_prob)
         self.pl_weight = float(pl_weight)
         self.pl_batch_shrink = int(pl_batch_shrink)
@@ -116,7 +133,7 @@ class LogitLoss(Loss):
         self.pl_no_weight_grad = bool(pl_no_weight_grad)
         self.pl_mean = torch.zeros([], device=self.device)
         self.G_reg_interval = G_reg_interval if self.pl_weight != 0 else None
-        self.D_reg_interval = D_reg_interval if self.r1_gamma != 0 else None
+        self.D_reg_interval = D_reg_interval if (self.r1_gamma != 0 or self.r2_gamma != 0) else None
         if int(n_critic) < 1:
             raise ValueError(f'n_critic must be >= 1, got {n_critic}')
         self.n_critic = int(n_critic)
@@ -187,14 +204,19 @@ class LogitLoss(Loss):
         do_Dmain = phase in ('Dmain', 'Dboth')
         do_Gpl = phase in ('Greg', 'Gboth') and self.pl_weight != 0
         do_Dr1 = phase in ('Dreg', 'Dboth') and self.r1_gamma != 0
+        do_Dr2 = phase in ('Dreg', 'Dboth') and self.r2_gamma != 0
 
+        if self.paired and do_Dmain:
+            gen_img = self.accumulate_D_paired(real_img, real_c, gen_z, gen_c, gain, do_Dr1, do_Dr2)
+            self.accumulate_D_extra(real_img, real_c, gen_img, gen_c, gain)
+            return
         if do_Gmain:
             self.accumulate_G_main(real_img, real_c, gen_z, gen_c, gain, cur_nimg)
         if do_Gpl:
             self.accumulate_G_pl(gen_z, gen_c, gain)
         loss_Dgen = gen_img = None
-        if do_Dmain:
-            loss_Dgen, gen_img = self.accumulate_D_gen(gen_z, gen_c, gain)
+        if do_Dmain or do_Dr2:
+            loss_Dgen, gen_img = self.accumulate_D_gen(gen_z, gen_c, gain, do_Dmain=do_Dmain, do_Dr2=do_Dr2)
         if do_Dmain or do_Dr1:
             loss_Dreal = self.accumulate_D_real(real_img, real_c, gain, do_Dmain=do_Dmain, do_Dr1=do_Dr1)
             if do_Dmain:
@@ -205,7 +227,10 @@ class LogitLoss(Loss):
     def accumulate_G_main(self, real_img, real_c, gen_z, gen_c, gain, cur_nimg=None):
         with torch.autograd.profiler.record_function('Gmain_forward'):
             gen_img, _ = self.run_G(gen_z, gen_c)
-            loss_Gmain = self.generator_loss(gen_img, gen_c)
+            if self.paired:
+                loss_Gmain = self.paired_generator_loss(gen_img, gen_c, real_img, real_c)
+            else:
+                loss_Gmain = self.generator_loss(gen_img, gen_c)
             if self.mode_seeking is not None:
                 loss_Gmain = loss_Gmain + self.mode_seeking.penalty(gen_img, gen_z, 0 if cur_nimg is None else cur_nimg)
         with torch.autograd.profiler.record_function('Gmain_backward'):
@@ -221,6 +246,68 @@ class LogitLoss(Loss):
         loss_Gmain = self.loss_G(gen_logits)
         training_stats.report('Loss/G/loss', loss_Gmain)
         return loss_Gmain.mean()
+
+    def paired_generator_loss(self, gen_img, gen_c, real_img, real_c) -> torch.Tensor:
+        """The generator's loss of a paired objective: D scores the real batch too, without a graph (the
+        real logits do not depend on G)."""
+        gen_logits = self.run_D(gen_img, gen_c)
+        with torch.no_grad():
+            real_logits = self.run_D(real_img.detach(), real_c)
+        if real_logits.shape != gen_logits.shape:
+            raise ValueError(f'{type(self).__name__} pairs reals with generated samples: got {tuple(real_logits.shape)} '
+                             f'real and {tuple(gen_logits.shape)} generated outputs')
+        training_stats.report('Loss/scores/fake', gen_logits)
+        training_stats.report('Loss/signs/fake', self.logit_signs(gen_logits))
+        loss_Gmain = self.loss_G_pair(real_logits, gen_logits)
+        training_stats.report('Loss/G/loss', loss_Gmain)
+        return loss_Gmain.mean()
+
+    def loss_D_pair(self, real_logits: torch.Tensor, gen_logits: torch.Tensor) -> torch.Tensor:
+        """Per-pair discriminator loss of a paired objective."""
+        raise NotImplementedError(f'{type(self).__name__} is not a paired objective')
+
+    def loss_G_pair(self, real_logits: torch.Tensor, gen_logits: torch.Tensor) -> torch.Tensor:
+        """Per-pair generator loss of a paired objective."""
+        raise NotImplementedError(f'{type(self).__name__} is not a paired objective')
+
+    def input_gradient_penalty(self, logits: torch.Tensor, inputs: torch.Tensor, name: str) -> torch.Tensor:
+        """Per-input ‖∇_x Σ logits‖² (R1 on reals, R2 on generated samples); reports it as Loss/{name}_penalty."""
+        with torch.autograd.profiler.record_function(name + '_grads'), conv2d_gradfix.no_weight_gradients():
+            grads = torch.autograd.grad(outputs=[logits.sum()], inputs=[inputs], create_graph=True, only_inputs=True)[0]
+        penalty = grads.square().sum(dim=list(range(1, grads.ndim)))
+        training_stats.report(f'Loss/{name}_penalty', penalty)
+        return penalty
+
+    def accumulate_D_paired(self, real_img, real_c, gen_z, gen_c, gain, do_Dr1=False, do_Dr2=False):
+        """Main terms of a paired objective with its entropy bonus and the penalties that are due; returns
+        the generated images."""
+        with torch.autograd.profiler.record_function('Dpaired_forward'):
+            with torch.no_grad():
+                gen_img, _ = self.run_G(gen_z, gen_c, update_emas=True)
+            gen_tmp = gen_img.detach().requires_grad_(do_Dr2)
+            real_tmp = real_img.detach().requires_grad_(do_Dr1)
+            gen_logits = self.run_D(gen_tmp, gen_c)
+            real_logits = self.run_D(real_tmp, real_c)
+            if real_logits.shape != gen_logits.shape:
+                raise ValueError(f'{type(self).__name__} pairs reals with generated samples: got '
+                                 f'{tuple(real_logits.shape)} real and {tuple(gen_logits.shape)} generated outputs')
+            training_stats.report('Loss/scores/real', real_logits)
+            training_stats.report('Loss/signs/real', self.logit_signs(real_logits))
+            loss_D = (self.loss_D_pair(real_logits, gen_logits) + self.entropy_bonus(real_logits, 'real')
+                      + self.entropy_bonus(gen_logits, 'fake'))
+            training_stats.report('Loss/D/loss', loss_D)
+            loss = loss_D.mean()
+            if do_Dr1:
+                loss_Dr1 = self.input_gradient_penalty(real_logits, real_tmp, 'r1') * (self.r1_gamma / 2)
+                training_stats.report('Loss/D/reg', loss_Dr1)
+                loss = loss + loss_Dr1.mean()
+            if do_Dr2:
+                loss_Dr2 = self.input_gradient_penalty(gen_logits, gen_tmp, 'r2') * (self.r2_gamma / 2)
+                training_stats.report('Loss/D/reg2', loss_Dr2)
+                loss = loss + loss_Dr2.mean()
+        with torch.autograd.profiler.record_function('Dpaired_backward'):
+            loss.mul(gain).backward()
+        return gen_img
 
     def accumulate_G_pl(self, gen_z, gen_c, gain):
         with torch.autograd.profiler.record_function('Gpl_forward'):
@@ -247,17 +334,28 @@ class LogitLoss(Loss):
         training_stats.report(f'Loss/entropy/{kind}', entropy)
         if self.beta_schedule is None:
             return torch.zeros_like(logits)
-        return -self.beta_schedule.beta * entropy
+        return -self.beta_schedule.weight(logits) * entropy
 
-    def accumulate_D_gen(self, gen_z, gen_c, gain):
-        """The discriminator's term on generated images; returns its per-sample values and the images."""
-        with torch.autograd.profiler.record_function('Dgen_forward'):
+    def accumulate_D_gen(self, gen_z, gen_c, gain, do_Dmain=True, do_Dr2=False):
+        """The discriminator's term on generated images (and R2 when due); returns the per-sample main
+        term and the images."""
+        name = 'Dgen' if do_Dmain and not do_Dr2 else 'Dr2' if do_Dr2 and not do_Dmain else 'Dgen_Dr2'
+        with torch.autograd.profiler.record_function(name + '_forward'):
             with torch.no_grad():
-                gen_img, _ = self.run_G(gen_z, gen_c, update_emas=True)
-            gen_logits = self.run_D(gen_img, gen_c)
-            loss_Dgen = self.loss_D_gen(gen_logits) + self.entropy_bonus(gen_logits, 'fake')
-        with torch.autograd.profiler.record_function('Dgen_backward'):
-            loss_Dgen.mean().mul(gain).backward()
+                gen_img, _ = self.run_G(gen_z, gen_c, update_emas=do_Dmain)
+            gen_tmp = gen_img.detach().requires_grad_(True) if do_Dr2 else gen_img
+            gen_logits = self.run_D(gen_tmp, gen_c)
+            loss = 0.0
+            loss_Dgen = torch.zeros_like(gen_logits)
+            if do_Dmain:
+                loss_Dgen = self.loss_D_gen(gen_logits) + self.entropy_bonus(gen_logits, 'fake')
+                loss = loss + loss_Dgen.mean()
+            if do_Dr2:
+                loss_Dr2 = self.input_gradient_penalty(gen_logits, gen_tmp, 'r2') * (self.r2_gamma / 2)
+                training_stats.report('Loss/D/reg2', loss_Dr2)
+                loss = loss + loss_Dr2.mean()
+        with torch.autograd.profiler.record_function(name + '_backward'):
+            loss.mul(gain).backward()
         return loss_Dgen.detach(), gen_img
 
     def accumulate_D_extra(self, real_img, real_c, gen_img, gen_c, gain):
@@ -277,12 +375,7 @@ class LogitLoss(Loss):
                 loss_Dreal = self.loss_D_real(real_logits) + self.entropy_bonus(real_logits, 'real')
                 loss = loss + loss_Dreal.mean()
             if do_Dr1:
-                with torch.autograd.profiler.record_function('r1_grads'), conv2d_gradfix.no_weight_gradients():
-                    r1_grads = torch.autograd.grad(outputs=[real_logits.sum()], inputs=[real_img_tmp],
-                                                   create_graph=True, only_inputs=True)[0]
-                r1_penalty = r1_grads.square().sum(dim=list(range(1, r1_grads.ndim)))
-                loss_Dr1 = r1_penalty * (self.r1_gamma / 2)
-                training_stats.report('Loss/r1_penalty', r1_penalty)
+                loss_Dr1 = self.input_gradient_penalty(real_logits, real_img_tmp, 'r1') * (self.r1_gamma / 2)
                 training_stats.report('Loss/D/reg', loss_Dr1)
                 loss = loss + loss_Dr1.mean()
         with torch.autograd.profiler.record_function(name + '_backward'):

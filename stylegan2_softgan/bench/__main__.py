@@ -19,11 +19,11 @@ from dnnlib.cli import CommaSeparatedList, OneLineErrors, UserError
 
 
 def _main(suite, protocol, objectives, seeds, datasets, outdir, data, steps, eval_every, threads, gs, optimizers,
-          force, report_only, detector_dir, cache_dir):
+          force, report_only, detector_dir, cache_dir, vectorise, partial_dir, checkpoint_every, stop_after):
     import torch
 
     import stylegan2_softgan  # noqa: F401  (registers the objectives)
-    from stylegan2_softgan.bench import protocols, report, runner
+    from stylegan2_softgan.bench import protocols, report, runner, vectorised
     from training.loss import list_losses
 
     command = _canonical_command(suite, protocol, objectives, seeds, datasets, outdir, data, steps, eval_every,
@@ -101,17 +101,53 @@ def _main(suite, protocol, objectives, seeds, datasets, outdir, data, steps, eva
             text = json.dumps(ref, indent=1, sort_keys=True) + '\n'
             dnnlib.util.atomic_write_bytes(ref_path, text.encode('utf-8'))
     start = time.time()
-    for k, cfg in enumerate(todo):
-        tag = f'[{k + 1}/{len(todo)}] {cfg.dataset} {cfg.objective} seed {cfg.seed}'
-        print(f'{tag}: {cfg.steps:,} generator steps', flush=True)
-        result = runner.run(cfg, classifier=classifier, progress=lambda msg, tag=tag: print(f'  {tag} {msg}', flush=True))
-        path = runner.save_result(outdir, result)
+    partial_dir = partial_dir or os.path.join(outdir, 'partial')
+    groups = _groups(todo, vectorise, vectorised.stackable)
+    done_runs = 0
+    for k, group in enumerate(groups):
+        cfg = group[0]
+        seeds_text = ','.join(str(c.seed) for c in group)
+        tag = f'[{k + 1}/{len(groups)}] {cfg.dataset} {cfg.objective} seed{"s" if len(group) > 1 else ""} {seeds_text}'
+        say = (lambda msg, tag=tag: print(f'  {tag} {msg}', flush=True))
+        left = None if stop_after is None else stop_after * 60 - (time.time() - start)
+        if left is not None and left <= 0 and k > 0:
+            print(f'--stop-after={stop_after}: time is up; {len(groups) - k} run groups not started', flush=True)
+            break
+        if vectorise and vectorised.stackable(cfg):
+            print(f'{tag}: {cfg.steps:,} generator steps, {len(group)} seed(s) stacked', flush=True)
+            results = vectorised.run_stacked(group, classifier=classifier, progress=say, partial_dir=partial_dir,
+                                             checkpoint_every=checkpoint_every, stop_after_s=left)
+            if results is None:
+                print(f'{tag}: stopped; resume with the same command', flush=True)
+                break
+        else:
+            print(f'{tag}: {cfg.steps:,} generator steps', flush=True)
+            results = [runner.run(cfg, classifier=classifier, progress=say)]
+        for result in results:
+            path = runner.save_result(outdir, result)
+            print(f'{tag}: seed {result["config"]["seed"]} done -> {path}', flush=True)
+        done_runs += len(results)
         elapsed = time.time() - start
-        eta = elapsed / (k + 1) * (len(todo) - k - 1)
-        print(f'{tag}: done in {result["timing"]["total_s"]:.0f} s -> {path} '
-              f'(elapsed {dnnlib.util.format_time(elapsed)}, about {dnnlib.util.format_time(eta)} left)', flush=True)
+        eta = elapsed / done_runs * (len(todo) - done_runs)
+        print(f'{tag}: {results[0]["timing"]["train_s"]:.0f} s of training (elapsed {dnnlib.util.format_time(elapsed)}, '
+              f'about {dnnlib.util.format_time(eta)} left)', flush=True)
     path = report.write_report(outdir, protocol=None, commands=_read_commands(outdir))
     print(f'wrote {path}', flush=True)
+
+
+def _groups(todo, vectorise: bool, stackable) -> list[list]:
+    """Runs to do, grouped: all seeds of one (data set, objective) together when they can be stacked."""
+    groups, index = [], {}
+    for cfg in todo:
+        if not (vectorise and stackable(cfg)):
+            groups.append([cfg])
+            continue
+        key = (cfg.dataset, cfg.objective)
+        if key not in index:
+            index[key] = len(groups)
+            groups.append([])
+        groups[index[key]].append(cfg)
+    return groups
 
 
 def _canonical_command(suite, protocol, objectives, seeds, datasets, outdir, data, steps, eval_every, threads, gs,
@@ -177,6 +213,14 @@ def _record_command(outdir: str, command: str) -> None:
 @click.option('--optimizers', type=click.Choice(['preset', 'protocol']), default='preset', show_default=True,
               help="preset: each objective's registered optimiser (RMSProp for WGAN ...), else the protocol's; "
                    "protocol: the protocol's optimiser for all (runs stored under <protocol>-sameopt)")
+@click.option('--vectorise/--no-vectorise', default=True, show_default=True,
+              help='train the seeds of one objective stacked in one process (objectives with per-sample terms)')
+@click.option('--partial-dir', type=click.Path(file_okay=False), default=None,
+              help='checkpoints of unfinished stacked runs  [default: OUTDIR/partial]')
+@click.option('--checkpoint-every', type=click.IntRange(min=1), default=1000, show_default=True,
+              help='generator steps between checkpoints of a stacked run')
+@click.option('--stop-after', type=click.FloatRange(min=0, min_open=True), default=None,
+              help='minutes: stop (checkpointing the stacked run in progress) after this long; rerun to continue')
 @click.option('--force', is_flag=True, help='recompute runs that are already stored')
 @click.option('--report-only', is_flag=True, help='only rewrite results.md and the figures from stored runs')
 @click.option('--detector-dir', type=click.Path(file_okay=False), default=None, help='folder holding mnist-cnn.pt')

@@ -104,9 +104,13 @@ _DIGITS = {
 
 # Settings an objective's method prescribes for a kind of data, applied on top of its registered defaults.
 # Fake-as-real: M0 = N/4 of the real batch for 2-D data (seed 002 §6: 16 of 64; METHODS §3), N/2 for images.
+# RpGAN's γ (R1 and R2 alike) is not given by R3GAN for these data; chosen a priori, not tuned: γ = 1 for the
+# 2-D points (spread over ±4), γ = 0.05 for images in [-1, 1] (the order of R3GAN's CIFAR-10 setting).
+_RPGAN_GAMMA = {'2d': 1.0, 'stacked': 0.05, 'digits': 0.05}
 SUITE_OVERRIDES = {
-    '2d': {'far': dict(m0=0.25)},
+    suite: {'rpgan': dict(r1_gamma=gamma), 'rpgan-eb': dict(r1_gamma=gamma)} for suite, gamma in _RPGAN_GAMMA.items()
 }
+SUITE_OVERRIDES['2d']['far'] = dict(m0=0.25)
 
 
 def loss_kwargs_for(objective: str) -> dnnlib.EasyDict:

@@ -231,93 +231,116 @@ def build_loss_and_nets(cfg, real_source, device):
     return G, D, loss
 
 
+class SeedRun:
+    """The per-seed parts of a run: the seeded random streams, the data, the networks as built for this
+    seed, the curve and the final scores. Shared by the per-seed trainer (`run`) and the vectorised one
+    (stylegan2_softgan.bench.vectorised), which trains several seeds' networks stacked."""
+
+    def __init__(self, cfg: dict, classifier=None, device=torch.device('cpu')):
+        cfg = dnnlib.EasyDict(copy.deepcopy(cfg))
+        self.cfg = cfg
+        self.t_start = time.time()
+        seed_everything(cfg.seed)
+        self.latent_gen = _generator(cfg.seed, STREAM_LATENT)
+        self.real_gen = _generator(cfg.seed, STREAM_REAL)
+        self.floor_gen = _generator(cfg.seed, STREAM_FLOOR)
+        self.batch = int(cfg.batch)
+        self.train_points = None
+        if cfg.suite == '2d':
+            data = data2d.get_dataset(cfg.dataset, cfg.get('train_size'))
+            self.train_points = data.train_set(cfg.seed)
+            self.stream = PointStream(self.train_points, self.batch, self.real_gen)
+            self.real_source = PointSource(self.train_points, self.floor_gen)
+            self.evaluator = Evaluator2D(cfg, self.train_points)
+        else:
+            from stylegan2_softgan.bench.stacked_mnist import StackedDigits, load_mnist
+            if classifier is None:
+                raise ValueError(f'the {cfg.suite} suite needs the MNIST classifier')
+            x_train, y_train, _x_test, _y_test = load_mnist(cfg.data_path)
+            source = StackedDigits(x_train, y_train, channels=int(cfg.channels), resolution=int(cfg.resolution))
+            self.stream = ImageStream(source, self.batch, self.real_gen)
+            self.real_source = ImageStream(source, self.batch, self.floor_gen)
+            self.evaluator = EvaluatorDigits(cfg, classifier)
+        self.G, self.D, self.loss = build_loss_and_nets(cfg, self.real_source, device)
+        self.curve = []
+        self.eval_time = 0.0
+
+    def next_inputs(self, num_phases: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """This step's real batch and latents [num_phases, batch, z_dim], drawn from the seed's streams."""
+        real = self.stream.next().to(device)
+        gen_z = torch.randn([num_phases, self.batch, self.G.z_dim], generator=self.latent_gen).to(device)
+        return real, gen_z
+
+    def evaluate(self, G: torch.nn.Module, step: int, beta: float | None, say) -> None:
+        """One curve point of generator G after `step` generator steps."""
+        cfg = self.cfg
+        t0 = time.time()
+        gen = _generator(cfg.seed, STREAM_EVAL * 1_000_003 + step)
+        samples = generate(G, int(cfg.num_curve), gen)
+        real_batch = self.stream.source.sample(self.batch, gen) if cfg.suite != '2d' else \
+            torch.from_numpy(self.train_points[torch.randint(len(self.train_points), [self.batch],
+                                                             generator=gen).numpy()])
+        point = dict(step=step)
+        point.update(self.evaluator.curve_point(samples.numpy() if cfg.suite == '2d' else samples, real_batch))
+        point['beta'] = None if beta is None else float(beta)
+        self.curve.append(point)
+        self.eval_time += time.time() - t0
+        shown = ' '.join(f'{k} {v:.3g}' if isinstance(v, float) else f'{k} {v}' for k, v in point.items()
+                         if k != 'step' and v is not None and not isinstance(v, list))
+        say(f'step {step}/{cfg.steps}: {shown} ({time.time() - self.t_start:.0f} s)')
+
+    def finish(self, G: torch.nn.Module, train_time: float, d_steps: int, g_steps: int, **timing) -> dict:
+        """Final scores of generator G and the JSON-able result."""
+        cfg = self.cfg
+        t0 = time.time()
+        samples = generate(G, int(cfg.num_eval), _generator(cfg.seed, STREAM_EVAL))
+        final = self.evaluator.final(samples.numpy() if cfg.suite == '2d' else samples)
+        if cfg.suite != '2d' and int(cfg.channels) == 1:
+            final['first_step_all_digits'] = scoring.first_iteration_all_present(self.curve)
+        final_time = time.time() - t0
+        result = dict(format=RESULT_FORMAT, version=RESULT_VERSION, config=dict(cfg), final=final, curve=self.curve,
+                      timing=dict(train_s=train_time, curve_eval_s=self.eval_time, final_eval_s=final_time,
+                                  total_s=time.time() - self.t_start, d_steps=d_steps, g_steps=g_steps,
+                                  threads=torch.get_num_threads(), **timing))
+        if cfg.get('save_samples'):
+            if cfg.suite == '2d':
+                result['_samples'] = samples.numpy()
+            else:
+                from metrics.metric_utils import to_uint8
+                result['_samples'] = to_uint8(samples[:64]).numpy()
+        return result
+
+
 def run(cfg: dict, classifier=None, progress=None) -> dict:
     """Train and score one configuration; returns the JSON-able result (see the module docstring)."""
-    cfg = dnnlib.EasyDict(copy.deepcopy(cfg))
     device = torch.device('cpu')
     say = progress if progress is not None else (lambda msg: None)
-    t_start = time.time()
-    seed_everything(cfg.seed)
-    latent_gen = _generator(cfg.seed, STREAM_LATENT)
-    real_gen = _generator(cfg.seed, STREAM_REAL)
-    floor_gen = _generator(cfg.seed, STREAM_FLOOR)
-    batch = int(cfg.batch)
-
-    if cfg.suite == '2d':
-        data = data2d.get_dataset(cfg.dataset, cfg.get('train_size'))
-        train_points = data.train_set(cfg.seed)
-        stream = PointStream(train_points, batch, real_gen)
-        real_source = PointSource(train_points, floor_gen)
-        evaluator = Evaluator2D(cfg, train_points)
-    else:
-        from stylegan2_softgan.bench.stacked_mnist import StackedDigits, load_mnist
-        if classifier is None:
-            raise ValueError(f'the {cfg.suite} suite needs the MNIST classifier')
-        x_train, y_train, _x_test, _y_test = load_mnist(cfg.data_path)
-        source = StackedDigits(x_train, y_train, channels=int(cfg.channels), resolution=int(cfg.resolution))
-        stream = ImageStream(source, batch, real_gen)
-        real_source = ImageStream(source, batch, floor_gen)
-        evaluator = EvaluatorDigits(cfg, classifier)
-
-    G, D, loss = build_loss_and_nets(cfg, real_source, device)
-    step_runner = StepRunner(loss, G, D, cfg.G_opt, cfg.D_opt)
+    seed_run = SeedRun(cfg, classifier, device)
+    cfg, G, loss = seed_run.cfg, seed_run.G, seed_run.loss
+    step_runner = StepRunner(loss, G, seed_run.D, cfg.G_opt, cfg.D_opt)
     num_phases = len(step_runner.phases)
     n_critic = int(loss.n_critic)
     beta_schedule = getattr(loss, 'beta_schedule', None)
 
-    curve = []
-    eval_time = 0.0
-
     def evaluate(step: int) -> None:
-        nonlocal eval_time
-        t0 = time.time()
-        gen = _generator(cfg.seed, STREAM_EVAL * 1_000_003 + step)
-        samples = generate(G, int(cfg.num_curve), gen)
-        real_batch = stream.source.sample(batch, gen) if cfg.suite != '2d' else \
-            torch.from_numpy(train_points[torch.randint(len(train_points), [batch], generator=gen).numpy()])
-        point = dict(step=step)
-        point.update(evaluator.curve_point(samples.numpy() if cfg.suite == '2d' else samples, real_batch))
-        point['beta'] = None if beta_schedule is None else float(beta_schedule.beta)
-        curve.append(point)
-        eval_time += time.time() - t0
-        shown = ' '.join(f'{k} {v:.3g}' if isinstance(v, float) else f'{k} {v}' for k, v in point.items()
-                         if k != 'step' and v is not None and not isinstance(v, list))
-        say(f'step {step}/{cfg.steps}: {shown} ({time.time() - t_start:.0f} s)')
+        seed_run.evaluate(G, step, None if beta_schedule is None else beta_schedule.beta, say)
 
     t_train = time.time()
     gen_steps = 0
     batch_idx = 0
     evaluate(0)
+    no_c = torch.zeros([seed_run.batch, 0], device=device)
     while gen_steps < int(cfg.steps):
-        real = stream.next().to(device)
-        gen_z = torch.randn([num_phases, batch, G.z_dim], generator=latent_gen).to(device)
-        no_c = torch.zeros([batch, 0], device=device)
+        real, gen_z = seed_run.next_inputs(num_phases, device)
         step_runner.step(batch_idx, [real], [no_c], [[z] for z in gen_z], [[no_c] for _ in range(num_phases)],
-                    cur_nimg=batch_idx * batch)
+                         cur_nimg=batch_idx * seed_run.batch)
         if batch_idx % n_critic == 0:
             gen_steps += 1
             if gen_steps % int(cfg.eval_every) == 0 or gen_steps == int(cfg.steps):
                 evaluate(gen_steps)
         batch_idx += 1
-    train_time = time.time() - t_train - eval_time
-
-    t0 = time.time()
-    samples = generate(G, int(cfg.num_eval), _generator(cfg.seed, STREAM_EVAL))
-    final = evaluator.final(samples.numpy() if cfg.suite == '2d' else samples)
-    if cfg.suite != '2d' and int(cfg.channels) == 1:
-        final['first_step_all_digits'] = scoring.first_iteration_all_present(curve)
-    final_time = time.time() - t0
-    result = dict(format=RESULT_FORMAT, version=RESULT_VERSION, config=dict(cfg), final=final, curve=curve,
-                  timing=dict(train_s=train_time, curve_eval_s=eval_time, final_eval_s=final_time,
-                              total_s=time.time() - t_start, d_steps=batch_idx, g_steps=gen_steps,
-                              threads=torch.get_num_threads()))
-    if cfg.get('save_samples'):
-        if cfg.suite == '2d':
-            result['_samples'] = samples.numpy()
-        else:
-            from metrics.metric_utils import to_uint8
-            result['_samples'] = to_uint8(samples[:64]).numpy()
-    return result
+    train_time = time.time() - t_train - seed_run.eval_time
+    return seed_run.finish(G, train_time, batch_idx, gen_steps)
 
 
 def reference(cfg: dict, classifier=None) -> dict:

@@ -1,0 +1,137 @@
+"""The vectorised benchmark trainer (seeds stacked in one process): its results equal the per-seed
+trainer's, a partial run resumes exactly, objectives with batch-wide terms are refused, and the command
+line groups, checkpoints and reuses runs."""
+
+import json
+import os
+
+import pytest
+import torch
+
+import stylegan2_softgan  # noqa: F401  (registers the objectives)
+from stylegan2_softgan.bench import protocols, runner, vectorised
+
+
+def _cfgs(objective, seeds=(0, 1), steps=24, eval_every=8, dataset='grid25'):
+    cfgs = []
+    for s in seeds:
+        cfg = protocols.make_run_config(dataset, objective, s, 'quick', steps=steps, eval_every=eval_every)
+        cfg.G_kwargs.hidden_features = 16
+        cfg.D_kwargs.hidden_features = 16
+        cfg.num_eval = cfg.num_curve = 400
+        cfgs.append(cfg)
+    return cfgs
+
+
+def _assert_results_close(a, b):
+    assert a['config'] == b['config']
+    assert a['final']['modes_captured'] == b['final']['modes_captured']
+    assert a['final']['hq_counts'] == b['final']['hq_counts']
+    assert [p['step'] for p in a['curve']] == [p['step'] for p in b['curve']]
+    for pa, pb in zip(a['curve'], b['curve']):
+        assert pa['modes_captured'] == pb['modes_captured']
+        assert pa['batch_emd'] == pytest.approx(pb['batch_emd'], rel=1e-4)
+        assert (pa['beta'] is None) == (pb['beta'] is None)
+        if pa['beta'] is not None:
+            assert pa['beta'] == pytest.approx(pb['beta'], rel=1e-3, abs=1e-6)
+    assert a['final']['emd_to_true'] == pytest.approx(b['final']['emd_to_true'], rel=1e-4)
+
+
+@pytest.mark.parametrize('objective', ['ns', 'rpgan', 'soft-floor-multi', 'soft-reference', 'wgan'])
+def test_two_stacked_seeds_equal_two_single_runs(objective):
+    cfgs = _cfgs(objective)
+    singles = [runner.run(c) for c in cfgs]
+    stacked = vectorised.run_stacked(cfgs)
+    assert len(stacked) == 2
+    for a, b in zip(singles, stacked):
+        _assert_results_close(a, b)
+    assert stacked[0]['timing']['stacked_seeds'] == 2
+
+
+def test_stacked_networks_equal_the_per_seed_networks_after_training():
+    """Parameters themselves, not only scores: run both trainers a few steps and compare copy by copy."""
+    cfgs = _cfgs('hinge', steps=12, eval_every=12)
+    seeds = [runner.SeedRun(c) for c in cfgs]
+    G = vectorised.StackedModule([r.G for r in seeds])
+    for s, r in enumerate(seeds):
+        for (name, p), q in zip(r.G.state_dict().items(), G.copy_of(s).state_dict().values()):
+            assert torch.equal(p, q), name          # stacking copies the networks exactly
+    z = torch.randn(2 * 7, 2)
+    c = torch.zeros(2 * 7, 0)
+    out = G(z, c)
+    for s, r in enumerate(seeds):
+        assert torch.allclose(out[7 * s:7 * (s + 1)], r.G(z[7 * s:7 * (s + 1)], c[:7]), rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match='divisible by 2'):
+        G(z[:5], c[:5])
+
+
+def test_partial_run_resumes_exactly(tmp_path):
+    cfgs = _cfgs('soft-floor-multi', steps=24, eval_every=8)
+    whole = vectorised.run_stacked(cfgs)
+    partial = tmp_path / 'partial'
+    stopped = vectorised.run_stacked(cfgs, partial_dir=str(partial), checkpoint_every=8, stop_after_s=0.0)
+    assert stopped is None                                   # stopped after its first generator step
+    path = vectorised.partial_path(str(partial), cfgs)
+    assert os.path.isfile(path)
+    state = torch.load(path, weights_only=True)
+    assert state['gen_steps'] == 1 and json.loads(state['configs'])[0]['seed'] == 0
+    resumed = vectorised.run_stacked(cfgs, partial_dir=str(partial), checkpoint_every=8)
+    assert not os.path.exists(path)                          # a finished run removes its checkpoint
+    for a, b in zip(whole, resumed):
+        assert a['curve'] == b['curve'] and a['final'] == b['final']
+    # Progress of other configurations is never picked up.
+    other = _cfgs('soft-floor-multi', seeds=(0, 2), steps=24, eval_every=8)
+    assert vectorised.partial_path(str(partial), other) != path
+
+
+def test_checkpoint_of_other_configs_is_refused(tmp_path):
+    cfgs = _cfgs('ns', steps=16, eval_every=8)
+    vectorised.run_stacked(cfgs, partial_dir=str(tmp_path), stop_after_s=0.0)
+    path = vectorised.partial_path(str(tmp_path), cfgs)
+    state = torch.load(path, weights_only=True)
+    state['configs'] = json.dumps(_cfgs('ns', steps=18, eval_every=9), sort_keys=True)
+    torch.save(state, path)
+    with pytest.raises(ValueError, match='other configurations'):
+        vectorised.run_stacked(cfgs, partial_dir=str(tmp_path))
+
+
+@pytest.mark.parametrize('objective', ['ms', 'far', 'wgan-gp', 'swgan'])
+def test_batch_wide_objectives_are_not_stacked(objective):
+    cfgs = _cfgs(objective, steps=2, eval_every=2)
+    assert not vectorised.stackable(cfgs[0])
+    with pytest.raises(ValueError, match='one by one|mode-seeking'):
+        vectorised.run_stacked(cfgs)
+
+
+def test_stacked_runs_must_share_their_configuration():
+    a = _cfgs('ns', seeds=(0,))[0]
+    b = _cfgs('hinge', seeds=(1,))[0]
+    with pytest.raises(ValueError, match='share everything but the seed'):
+        vectorised.run_stacked([a, b])
+    with pytest.raises(ValueError, match='distinct seeds'):
+        vectorised.run_stacked([a, a])
+
+
+def test_command_stacks_seeds_checkpoints_and_reuses(tmp_path, capsys):
+    from stylegan2_softgan.bench.__main__ import main
+    out = tmp_path / 'bench'
+    args = ['--suite=2d', '--datasets=ring8', '--objectives=ns,ms', '--seeds=2', '--steps=6', '--eval-every=3',
+            '--no-gs', f'--outdir={out}']
+    with pytest.raises(SystemExit) as info:
+        main(args + ['--stop-after=0.00001'])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    assert 'stacked' in text and 'stopped; resume with the same command' in text
+    assert list((out / 'partial').rglob('*.pt'))
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    assert 'resumed from' in text and '2 seed(s) stacked' in text
+    assert not list((out / 'partial').rglob('*.pt'))
+    for obj in ('ns', 'ms'):
+        for seed in (0, 1):
+            assert (out / 'runs' / 'quick' / 'ring8' / f'{obj}-seed{seed}.json').is_file()
+    with pytest.raises(SystemExit):
+        main(args)
+    assert '4 runs (4 already stored' in capsys.readouterr().out
