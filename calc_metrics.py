@@ -72,7 +72,7 @@ def _resolve_dataset_kwargs(data, mirror, G, meta) -> dnnlib.EasyDict:
     kwargs.max_size = None
     where = data if data is not None else kwargs.get('path', kwargs.get('class_name'))
     try:
-        ds = dnnlib.util.construct_class_by_name(**dict(kwargs, xflip=False))
+        ds = dataset_module.open_dataset(dict(kwargs, xflip=False))
     except (OSError, ValueError) as e:
         raise click.BadParameter(f'{where}: {e}', param_hint='--data') from None
     try:

@@ -296,7 +296,12 @@ def _stats_from_rows(rows: torch.Tensor, capture_all: bool, capture_mean_cov: bo
 def make_dataset(opts: MetricOptions):
     if not opts.dataset_kwargs:
         raise MetricError('this metric needs real data: pass dataset_kwargs (calc_metrics.py --data)')
-    return dnnlib.util.construct_class_by_name(**opts.dataset_kwargs)
+    from torch_utils import persistence
+    try:    # the kwargs may come from a snapshot: only registered data set classes can be named
+        persistence.check_data_kwargs(opts.dataset_kwargs)
+    except ValueError as e:
+        raise MetricError(f'dataset_kwargs.{e}') from None
+    return persistence.build_data(opts.dataset_kwargs)
 
 
 def dataset_name(dataset, opts: MetricOptions) -> str:

@@ -58,6 +58,9 @@ def test_build_refuses_unregistered_classes():
         persistence.build({'class_name': 'x', 'init_kwargs': {}, 'extra': 1})
 
 
+DATA_KWARGS = {'class_name': 'training.dataset.ImageFolderDataset', 'path': 'x.zip'}
+
+
 def test_snapshot_round_trip(tmp_path):
     torch.manual_seed(0)
     G = TinyNet(3, hidden=[7])
@@ -66,10 +69,10 @@ def test_snapshot_round_trip(tmp_path):
     path = tmp_path / 'network-snapshot-000010.pt'
     state = {'cur_nimg': 10, 'rng': torch.get_rng_state(), 'opt': torch.optim.Adam(G.parameters()).state_dict()}
     checkpoint.save_snapshot(str(path), {'G': G, 'D': D, 'G_ema': G, 'augment_pipe': None},
-                             meta={'training_set_kwargs': {'path': 'x.zip'}}, state=state)
+                             meta={'training_set_kwargs': DATA_KWARGS}, state=state)
     snap = checkpoint.load_snapshot(str(path))
     assert sorted(snap['modules']) == ['D', 'G', 'G_ema']
-    assert snap['meta']['training_set_kwargs'] == {'path': 'x.zip'}
+    assert snap['meta']['training_set_kwargs'] == DATA_KWARGS
     assert snap['state']['cur_nimg'] == 10 and torch.equal(snap['state']['rng'], state['rng'])
     G2 = checkpoint.load_network(str(path), key='G')
     assert not G2.training and not any(p.requires_grad for p in G2.parameters())

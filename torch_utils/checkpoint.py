@@ -14,6 +14,11 @@ never executes code stored in the file. Layout::
 
 Module configs come from ``torch_utils.persistence.get_config`` and are rebuilt by registered class
 name only.
+
+``load_snapshot`` is the one place where a file becomes trusted data: it checks the whole layout (keys,
+types, registered class names, every tensor's shape against a network built from its config on the
+``meta`` device, so an absurd dimension allocates nothing) and that every weight is finite, and turns
+any problem into one ``CheckpointError`` line naming the file and the field.
 """
 
 from __future__ import annotations
@@ -38,6 +43,14 @@ class CheckpointError(ValueError):
     """The file is not a loadable snapshot of this project (message names the file and the problem)."""
 
 
+# Largest integer a module config may hold (channel counts, latent sizes, resolutions), checked before a
+# network is built at all; real ones stay far below (channel_base is 32768 in StyleGAN2's presets).
+MAX_CONFIG_INT = 1 << 20
+# Entries of the training state that resuming reads, and their types.
+STATE_SCHEMA = {'cur_nimg': int, 'batch_idx': int, 'cur_tick': int, 'optimizers': dict, 'loss': dict,
+                'rng': list}
+
+
 # ----------------------------------------------------------------------------
 # Atomic writes.
 
@@ -48,8 +61,17 @@ def atomic_save(obj: Any, path: str) -> None:
     A process killed at any moment leaves either the old file or the new one, never a partial file
     under the final name.
     """
-    with dnnlib.util.atomic_output(os.fspath(path), fsync=True) as f:
-        torch.save(obj, f)
+    path = os.fspath(path)
+    try:
+        with dnnlib.util.atomic_output(path, fsync=True) as f:
+            torch.save(obj, f)
+    except RuntimeError as e:   # torch.save wraps a failed write (ENOSPC, EIO) in a chain of RuntimeErrors
+        cause = e
+        while cause is not None and not isinstance(cause, OSError):
+            cause = cause.__cause__ or cause.__context__
+        if cause is None:
+            raise
+        raise OSError(cause.errno, cause.strerror, path) from None
 
 
 # ----------------------------------------------------------------------------
@@ -102,8 +124,9 @@ def save_snapshot(path: str, modules: dict[str, torch.nn.Module | None], meta: d
     atomic_save(obj, path)
 
 
-def load_snapshot(path: str, map_location: str | torch.device = 'cpu') -> dict:
-    """Load a snapshot as plain data (never executing code from it). Returns the raw dict with 'meta' decoded."""
+def load_snapshot(path: str, map_location: str | torch.device = 'cpu', require_state: bool = False) -> dict:
+    """Load and validate a snapshot as plain data (never executing code from it). Returns the raw dict with
+    'meta' decoded; `require_state`: the training state must be complete (resuming)."""
     from torch_utils import legacy  # noqa: PLC0415 - legacy imports this module
     path = legacy.resolve_pretrained(os.fspath(path))    # stylegan2-ada resume names (ffhq256 ...)
     if dnnlib.util.is_url(path, allow_file_urls=True):
@@ -121,15 +144,133 @@ def load_snapshot(path: str, map_location: str | torch.device = 'cpu') -> dict:
     except legacy.LegacyError as e:
         raise CheckpointError(f'{path}: NVIDIA pickle: {e}') from None
     except Exception as e:  # noqa: BLE001 - any unpickling refusal or corruption is reported the same way
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f'{path}: not a loadable snapshot: {first}') from None
+        raise CheckpointError(f'{path}: not a loadable snapshot: {_first_line(e)}') from None
     if not isinstance(obj, dict) or obj.get('format') != FORMAT:
         raise CheckpointError(f'{path}: not a {FORMAT} file')
     if obj.get('version') != VERSION:
         raise CheckpointError(f'{path}: snapshot version {obj.get("version")} is not supported (expected {VERSION})')
     obj = dict(obj)
-    obj['meta'] = json.loads(obj.get('meta') or '{}')
+    _validate(obj, path, require_state)
     return obj
+
+
+def _validate(obj: dict, path: str, require_state: bool) -> None:
+    """Check a loaded snapshot in place (meta is decoded); CheckpointError '<path>: <field>: <problem>'."""
+    def fail(field: str, problem: str):
+        raise CheckpointError(f'{path}: {field}: {problem}')
+
+    meta = obj.get('meta', '{}')
+    if not isinstance(meta, str):
+        fail('meta', f'expected JSON text, got {type(meta).__name__}')
+    try:
+        meta = json.loads(meta or '{}')
+    except json.JSONDecodeError as e:
+        fail('meta', f'not valid JSON ({e})')
+    if not isinstance(meta, dict):
+        fail('meta', f'expected a JSON object, got {type(meta).__name__}')
+    obj['meta'] = meta
+    if 'training_set_kwargs' in meta:
+        try:
+            persistence.check_data_kwargs(meta['training_set_kwargs'])
+        except ValueError as e:
+            fail('meta.training_set_kwargs', str(e))
+    if 'cur_nimg' in meta and not _is_count(meta['cur_nimg']):
+        fail('meta.cur_nimg', f'expected an integer >= 0, got {meta["cur_nimg"]!r}')
+
+    modules = obj.get('modules')
+    if not isinstance(modules, dict):
+        fail('modules', 'missing' if modules is None else f'expected a dict, got {type(modules).__name__}')
+    for name, packed in modules.items():
+        _validate_module(packed, f'modules.{name}', fail)
+
+    state = obj.get('state')
+    if state is None:
+        if require_state:
+            fail('state', 'missing: the file holds networks only and cannot be resumed (use it with generate.py '
+                          'or calc_metrics.py, or as a starting point of a new run)')
+        return
+    if not isinstance(state, dict):
+        fail('state', f'expected a dict, got {type(state).__name__}')
+    if require_state:
+        for key, kind in STATE_SCHEMA.items():
+            if key not in state:
+                fail(f'state.{key}', 'missing')
+            if not isinstance(state[key], kind) or (kind is int and not _is_count(state[key])):
+                fail(f'state.{key}', f'expected {"an integer >= 0" if kind is int else kind.__name__}, '
+                                     f'got {type(state[key]).__name__}')
+        if not state['rng'] or not all(isinstance(r, dict) for r in state['rng']):
+            fail('state.rng', 'expected a non-empty list of per-process RNG states')
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _validate_module(packed, field: str, fail) -> None:
+    """One packed module: registered class, sane config, state dict matching the network it describes, finite."""
+    if not isinstance(packed, dict) or 'config' not in packed or 'state_dict' not in packed:
+        fail(field, 'expected {"config": ..., "state_dict": ...}')
+    config = packed['config']
+    if isinstance(config, str):
+        try:
+            config = json.loads(config)
+        except json.JSONDecodeError as e:
+            fail(f'{field}.config', f'not valid JSON ({e})')
+    if not isinstance(config, dict) or set(config) != {'class_name', 'init_kwargs'} \
+            or not isinstance(config['init_kwargs'], dict):
+        fail(f'{field}.config', 'expected {"class_name": ..., "init_kwargs": {...}}')
+    try:
+        cls = persistence.lookup_class(config['class_name'])
+    except ValueError as e:
+        fail(f'{field}.config.class_name', str(e))
+    if not issubclass(cls, torch.nn.Module):
+        fail(f'{field}.config.class_name', f'{config["class_name"]} is not a network')
+    for key, value in _walk(config['init_kwargs'], f'{field}.config.init_kwargs'):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) > MAX_CONFIG_INT:
+            fail(key, f'{value} is out of range (at most {MAX_CONFIG_INT})')
+    state_dict = packed['state_dict']
+    if not isinstance(state_dict, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                   for k, v in state_dict.items()):
+        fail(f'{field}.state_dict', 'expected a dict of named tensors')
+
+    # The shapes the config implies, from a network built on the meta device (no memory for weights);
+    # a class whose constructor needs real values is built on the CPU (its sizes were bounded above).
+    try:
+        try:
+            with torch.device('meta'):
+                expected = persistence.build(config).state_dict()
+        except (RuntimeError, NotImplementedError):
+            expected = persistence.build(config).state_dict()
+    except Exception as e:  # noqa: BLE001 - any constructor failure means the config is not one we wrote
+        fail(f'{field}.config', f'cannot build {config["class_name"]} ({_first_line(e)})')
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    if missing or unexpected:
+        fail(f'{field}.state_dict', f'does not match {config["class_name"]} (missing {missing[:3]}, unexpected {unexpected[:3]})')
+    for key, tensor in state_dict.items():
+        if tuple(tensor.shape) != tuple(expected[key].shape):
+            fail(f'{field}.state_dict[{key!r}]', f'shape {list(tensor.shape)}, but the config gives {list(expected[key].shape)}')
+    bad = [k for k, t in state_dict.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        fail(f'{field}.state_dict', f'{len(bad)} of {len(state_dict)} tensors hold NaN or Inf (e.g. {bad[0]!r}); '
+                                    f'the run diverged before this snapshot, use an earlier one')
+
+
+def _walk(value, where: str):
+    """(field path, leaf) pairs of a JSON value."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _walk(v, f'{where}.{k}')
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _walk(v, f'{where}[{i}]')
+    else:
+        yield where, value
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 def load_network(path: str, key: str = 'G_ema', device: str | torch.device = 'cpu') -> torch.nn.Module:

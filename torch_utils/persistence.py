@@ -96,12 +96,13 @@ def get_config(obj: Any) -> dict:
     return {'class_name': type(obj).persistent_name, 'init_kwargs': dict(get_init_kwargs(obj))}
 
 
-def lookup_class(class_name: str) -> type:
+def lookup_class(class_name: str, registry: dict[str, type] | None = None, what: str = 'persistent class') -> type:
     """The registered class with this name, importing it from our own packages if needed."""
+    registry = _registry if registry is None else registry
     if not isinstance(class_name, str):
         raise ValueError(f'class name must be a string, got {type(class_name).__name__}')
     parts = class_name.split('.')
-    if class_name not in _registry and parts[0] in ALLOWED_PACKAGES:
+    if class_name not in registry and parts[0] in ALLOWED_PACKAGES:
         # The class may be nested (a qualname with dots): import the longest prefix that is a module.
         for i in range(len(parts) - 1, 0, -1):
             candidate = '.'.join(parts[:i])
@@ -111,9 +112,9 @@ def lookup_class(class_name: str) -> type:
             except ModuleNotFoundError as e:
                 if e.name != candidate:
                     raise
-    cls = _registry.get(class_name)
+    cls = registry.get(class_name)
     if cls is None:
-        raise ValueError(f'refusing to construct {class_name!r}: it is not a registered persistent class '
+        raise ValueError(f'refusing to construct {class_name!r}: it is not a registered {what} '
                          f'of this project')
     return cls
 
@@ -130,3 +131,62 @@ def build(config: dict, **override_kwargs) -> Any:
     kwargs = copy.deepcopy(kwargs)
     kwargs.update(override_kwargs)
     return cls(**kwargs)
+
+
+# ----------------------------------------------------------------------------
+# Data classes: objects that are not networks but whose settings a file may still carry (the data set of a
+# snapshot's meta, `{"class_name": ..., **kwargs}`). Only classes registered here can be named, and only
+# with the keyword parameters their constructors declare, each a JSON scalar or a list of them.
+
+_data_registry: dict[str, type] = {}
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def data_class(cls: type) -> type:
+    """Class decorator: allow `cls` to be built from file data by its qualified name (see build_data)."""
+    if not isinstance(cls, type):
+        raise TypeError('data_class decorates classes')
+    _data_registry[_qualified_name(cls)] = cls
+    return cls
+
+
+def _accepted_kwargs(cls: type) -> set[str]:
+    """Keyword parameters of cls.__init__, following **kwargs up the base classes' constructors."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if '__init__' not in klass.__dict__ or klass is object:
+            continue
+        params = list(inspect.signature(klass.__dict__['__init__']).parameters.values())[1:]
+        names.update(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    return names
+
+
+def check_data_kwargs(kwargs: Any) -> type:
+    """Validate `{"class_name": ..., **kwargs}` read from a file; returns the class. ValueError names the field."""
+    if not isinstance(kwargs, dict):
+        raise ValueError(f'expected an object with "class_name", got {type(kwargs).__name__}')
+    if 'class_name' not in kwargs:
+        raise ValueError('class_name: missing')
+    try:
+        cls = lookup_class(kwargs['class_name'], registry=_data_registry, what='data class')
+    except ValueError as e:
+        raise ValueError(f'class_name: {e}') from None
+    accepted = _accepted_kwargs(cls)
+    for key, value in kwargs.items():
+        if key == 'class_name':
+            continue
+        if key not in accepted:
+            raise ValueError(f'{key}: not a parameter of {kwargs["class_name"]} (it takes {", ".join(sorted(accepted))})')
+        items = value if isinstance(value, list) else [value]
+        if not all(isinstance(v, _JSON_SCALARS) for v in items):
+            raise ValueError(f'{key}: expected a number, string, boolean, null or a list of them')
+    return cls
+
+
+def build_data(kwargs: dict) -> Any:
+    """Construct a registered data class from `{"class_name": ..., **kwargs}` after check_data_kwargs."""
+    cls = check_data_kwargs(kwargs)
+    return cls(**{k: copy.deepcopy(v) for k, v in kwargs.items() if k != 'class_name'})

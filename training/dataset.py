@@ -8,7 +8,8 @@ unlabelled. Items are `(image, label)`: image a uint8 numpy array [C, H, W], lab
 (length 0 when labels are not used).
 
 Classes are built by name from JSON-able kwargs (the training loop and the metrics do that), e.g.
-`dnnlib.util.construct_class_by_name(**make_dataset_kwargs('cifar10.zip', use_labels=True))`.
+`open_dataset(make_dataset_kwargs('cifar10.zip', use_labels=True))`; only the classes registered with
+`persistence.data_class` can be named that way (the kwargs may come from a snapshot file).
 User-facing problems (missing path, empty archive, unreadable image, mismatched sizes, labels that do
 not match the files) raise `DatasetError`, a ValueError whose message is one line naming the file.
 """
@@ -26,6 +27,7 @@ import PIL.Image
 import torch
 
 import dnnlib
+from torch_utils import persistence
 from training import builtin_data
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.webp')
@@ -314,6 +316,7 @@ def _describe_chw(shape) -> str:
 # ----------------------------------------------------------------------------
 
 
+@persistence.data_class
 class ImageFolderDataset(Dataset):
     """A folder or a zip archive of images with an optional `dataset.json`.
 
@@ -451,6 +454,7 @@ class ImageFolderDataset(Dataset):
 # ----------------------------------------------------------------------------
 
 
+@persistence.data_class
 class DigitsDataset(Dataset):
     """scikit-learn's 1,797 handwritten digits (10 classes), upscaled to a power of two.
 
@@ -490,6 +494,24 @@ class DigitsDataset(Dataset):
 # ----------------------------------------------------------------------------
 
 
+def validate_sample(dataset: Dataset, num: int = 64, seed: int = 0) -> int:
+    """Read the first image and `num` more spread over the data set (a seeded sample), each decoded and checked
+    against the data set's size and channels, so most bad files fail before training starts. Raises DatasetError
+    naming the first bad file; returns how many images were read. Images outside the sample are checked as read."""
+    count = len(dataset)
+    picks = np.random.RandomState(seed % (1 << 32)).choice(count, size=min(num, count), replace=False)
+    indices = sorted({0, *map(int, picks)})
+    for idx in indices:
+        dataset[idx]
+    return len(indices)
+
+
+def open_dataset(kwargs: dict) -> Dataset:
+    """Build a data set from `{"class_name": ..., **kwargs}` (options or a snapshot's meta). Only the data set
+    classes registered here can be named; anything else is refused with ValueError before any import."""
+    return persistence.build_data(dict(kwargs))
+
+
 def make_dataset_kwargs(
     data: str,                  # 'builtin:digits[<N>][-rgb]' or a path to a folder or zip of images.
     use_labels: bool = False,   # --cond: require and return labels.
@@ -499,7 +521,7 @@ def make_dataset_kwargs(
     resolution: int | None = None,  # Required resolution; None = take it from the data.
     validate: bool = True,      # Open the data once to check it (path, images, labels, subset size).
 ) -> dnnlib.EasyDict:
-    """Turn a `--data` string into JSON-able kwargs for dnnlib.util.construct_class_by_name.
+    """Turn a `--data` string into JSON-able kwargs for open_dataset.
 
     Raises ValueError (often DatasetError) with a one-line message naming the path or the option.
     """
@@ -519,7 +541,7 @@ def make_dataset_kwargs(
     if max_size is not None and (isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1):
         raise ValueError(f'--subset: expected a positive integer, got {max_size!r}')
     if validate:
-        dataset = dnnlib.util.construct_class_by_name(**dict(kwargs, max_size=None, xflip=False))
+        dataset = open_dataset(dict(kwargs, max_size=None, xflip=False))
         try:
             if max_size is not None and max_size > len(dataset):
                 raise ValueError(f'--subset={max_size}: {data} has only {len(dataset)} images')

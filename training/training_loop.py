@@ -28,6 +28,7 @@ import torch
 
 import dnnlib
 from torch_utils import checkpoint, misc, training_stats
+from training import dataset as dataset_lib
 from training.ada import AdaController
 from training.phases import StepRunner, update_ema
 from training.run_logging import RunLogger, grid_shape, save_image_grid, write_plots
@@ -212,7 +213,7 @@ def training_loop(
         log.info(f'Resuming from "{resume}"')
 
     # Data.
-    training_set = dnnlib.util.construct_class_by_name(**training_set_kwargs)
+    training_set = dataset_lib.open_dataset(training_set_kwargs)
     cur_nimg = int(resume_snap['state']['cur_nimg']) if resume_snap is not None else 0
     sampler = misc.InfiniteSampler(training_set, rank=rank, num_replicas=num_gpus, seed=random_seed,
                                    start=cur_nimg, block_size=batch_per_rank)
