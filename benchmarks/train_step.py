@@ -18,7 +18,6 @@ interleaved rep by rep, and ratios to the first are printed.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -35,7 +34,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import dnnlib  # noqa: E402
 import train as train_script  # noqa: E402
-from benchmarks.textbook_ops import textbook_ops  # noqa: E402
+from benchmarks.op_modes import MODES as OP_MODES  # noqa: E402
+from benchmarks.op_modes import op_mode  # noqa: E402
 from dnnlib.cli import CommaSeparatedList, OneLineErrors, UserError  # noqa: E402
 from training.phases import update_ema  # noqa: E402
 from training.training_loop import build_components, images_to_float  # noqa: E402
@@ -89,6 +89,7 @@ class Config:
         self.cycle = 1 if mode == 'networks' else math.lcm(*intervals)
         self.batch_idx = 0
         self.cur_nimg = 0
+        self.peak_gpu_gb = 0.0       # peak GPU memory allocated during one of its cycles
         gen = torch.Generator().manual_seed(0)
         self.reals = images_to_float(torch.randint(0, 256, [self.batch, *self.shape], generator=gen,
                                                    dtype=torch.uint8), device)
@@ -99,11 +100,16 @@ class Config:
     def run_cycle(self) -> float:
         """Seconds for `cycle` steps."""
         sync(self.device)
+        if self.device.type == 'cuda':
+            torch.cuda.reset_peak_memory_stats(self.device)
         t0 = time.perf_counter()
-        with (textbook_ops() if self.ops == 'textbook' else contextlib.nullcontext()):
+        with op_mode(self.ops):
             self._steps()
         sync(self.device)
-        return time.perf_counter() - t0
+        seconds = time.perf_counter() - t0
+        if self.device.type == 'cuda':
+            self.peak_gpu_gb = max(self.peak_gpu_gb, torch.cuda.max_memory_allocated(self.device) / 2**30)
+        return seconds
 
     def _steps(self) -> None:
         G, runner = self.parts.G, self.parts.runner
@@ -141,16 +147,17 @@ def sync(device: torch.device) -> None:
 @click.option('--warmup', type=click.IntRange(min=0), default=1, show_default=True, help='Untimed repetitions')
 @click.option('--threads', type=click.IntRange(min=1), help='CPU threads (default: torch default)')
 @click.option('--ops', type=CommaSeparatedList(), default='ours', show_default=True,
-              help='ours, textbook (the ops computed from their definitions, as the original codebase\'s CPU path), '
-                   'or both side by side')
+              help='ours (CUDA kernels on a GPU), ref (the reference ops), compile (the reference ops\' kernels '
+                   'under torch.compile), textbook (the ops computed from their definitions, as the original '
+                   'codebase\'s CPU path); a comma list runs them side by side (benchmarks/op_modes.py)')
 @click.option('--json-out', help='Also write the results as JSON to this file')
 def main(mode, res, batch, loss, cfg, cbase, cmax, map_layers, aug, extra, reps, warmup, threads, ops, json_out):
     if threads:
         torch.set_num_threads(threads)
     device = torch.device('cuda') if torch.cuda.is_available() else torch.device('cpu')
     for o in ops:
-        if o not in ('ours', 'textbook'):
-            raise UserError(f'--ops: unknown implementation {o!r}; expected ours or textbook')
+        if o not in OP_MODES:
+            raise UserError(f'--ops: unknown implementation {o!r}; expected one of {", ".join(OP_MODES)}')
     configs = []
     for r in res:
         for b in batch:
@@ -174,30 +181,35 @@ def main(mode, res, batch, loss, cfg, cbase, cmax, map_layers, aug, extra, reps,
               f'G {cfg_.options.G_kwargs["class_name"]}, loss {cfg_.options.loss_kwargs["class_name"]}, '
               f'aug {"on" if cfg_.parts.augment_pipe is not None else "off"}')
     times = {cfg_.label: [] for cfg_ in configs}
-    if device.type == 'cuda':
-        torch.cuda.reset_peak_memory_stats(device)
+    warmup_s = {cfg_.label: 0.0 for cfg_ in configs}
     for rep in range(warmup + reps):       # interleaved, so slow drifts of the machine hit every config alike
         for cfg_ in configs:
-            seconds = cfg_.run_cycle() / cfg_.cycle
+            seconds = cfg_.run_cycle()
             if rep >= warmup:
-                times[cfg_.label].append(seconds)
+                times[cfg_.label].append(seconds / cfg_.cycle)
+            else:
+                warmup_s[cfg_.label] += seconds   # includes cuDNN autotuning and torch.compile's compilation
 
     results = []
     base = None
     width = max(len(c_.label) for c_ in configs)
-    print(f'\n{"configuration":{width}s} {"s/step":>9s} {"min":>8s} {"max":>8s} {"img/s":>8s} {"sec/kimg":>9s} {"ratio":>6s}')
+    print(f'\n{"configuration":{width}s} {"s/step":>9s} {"min":>8s} {"max":>8s} {"img/s":>8s} {"sec/kimg":>9s} '
+          f'{"ratio":>6s} {"GPU GB":>7s}')
     for cfg_ in configs:
         t = times[cfg_.label]
         med = statistics.median(t)
         base = base or med
         row = dict(label=cfg_.label, median_s=med, min_s=min(t), max_s=max(t), images_per_s=cfg_.batch / med,
-                   sec_per_kimg=med / cfg_.batch * 1000, ratio=med / base, cycle=cfg_.cycle, mode=mode)
+                   sec_per_kimg=med / cfg_.batch * 1000, ratio=med / base, cycle=cfg_.cycle, mode=mode,
+                   ops=cfg_.ops, warmup_s=warmup_s[cfg_.label], reps=len(t), samples_s=t, batch=cfg_.batch,
+                   peak_gpu_allocated_gb=cfg_.peak_gpu_gb if device.type == 'cuda' else None)
         results.append(row)
+        gpu_gb = f'{cfg_.peak_gpu_gb:7.2f}' if device.type == 'cuda' else f'{"-":>7s}'
         print(f'{cfg_.label:{width}s} {med:9.3f} {min(t):8.3f} {max(t):8.3f} {row["images_per_s"]:8.2f} '
-              f'{row["sec_per_kimg"]:9.1f} {row["ratio"]:6.3f}')
+              f'{row["sec_per_kimg"]:9.2f} {row["ratio"]:6.3f} {gpu_gb}')
     mem = dict(peak_cpu_rss_gb=peak_cpu_rss_gb())
     if device.type == 'cuda':
-        mem['peak_gpu_allocated_gb'] = torch.cuda.max_memory_allocated(device) / 2**30
+        mem['peak_gpu_allocated_gb'] = max(c_.peak_gpu_gb for c_ in configs)
     print('memory: ' + ', '.join(f'{k} {v:.2f}' for k, v in mem.items()))
     if mode == 'networks' and device.type == 'cpu':
         for row in results:
