@@ -144,7 +144,7 @@ def test_bias_act_cuda_gradcheck_float64(act):
     gen = torch.Generator().manual_seed(7)
     x = (torch.randn([2, 3, 4, 5], generator=gen, dtype=torch.float64) * 2).cuda().requires_grad_(True)
     b = torch.randn([3], generator=gen, dtype=torch.float64).cuda().requires_grad_(True)
-    for kwargs in (dict(), dict(gain=-0.7), dict(alpha=-0.1, gain=1.3)):
+    for kwargs in (dict(), dict(gain=-0.7), dict(alpha=-0.1, gain=1.3), dict(gain=0.0)):
         fn = lambda x, b: B.bias_act(x, b, act=act, impl='cuda', **kwargs)  # noqa: E731
         assert torch.autograd.gradcheck(fn, (x, b))
         assert torch.autograd.gradgradcheck(fn, (x, b))

@@ -79,7 +79,7 @@ torch::Tensor bias_act(const torch::Tensor& x, const torch::Tensor& b, const tor
                     "bias_act: xref or yref is required for grad=", grad, " with act code ", act);
         TORCH_CHECK(from_z || act != kSwish, "bias_act: swish (act code 9) needs xref for grad=", grad,
                     " (its derivative is not a function of its output)");
-        TORCH_CHECK(from_z || (gain != 0 && (act != kLrelu || alpha >= 0)),
+        TORCH_CHECK(from_z || act == kLinear || (gain != 0 && (act != kLrelu || alpha >= 0)),
                     "bias_act: xref is required for grad=", grad, " when gain is 0 or lrelu's slope is negative "
                     "(the output then does not determine the derivative)");
     }
