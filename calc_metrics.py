@@ -3,6 +3,7 @@
 Examples:
 
     python calc_metrics.py --network=runs/00000-cifar/network-snapshot-001000.pt --metrics=fid50k_full,pr50k3_full
+    python calc_metrics.py --network=training-runs/00000-digits16-digits-soft --metrics=cat_cov1k
     python calc_metrics.py --network=snap.pt --metrics=fid50k_full,kid50k_full,pr50k3_full --data=cifar10.zip --num-gen=2000
     python calc_metrics.py --network=snap.pt --metrics=cat_cov10k,gs1k --detector-dir=~/detectors
 
@@ -21,6 +22,7 @@ import click
 import torch
 
 import dnnlib
+from dnnlib.cli import OneLineErrors
 from metrics import metric_main
 from metrics.errors import MetricError
 
@@ -89,8 +91,8 @@ def _resolve_dataset_kwargs(data, mirror, G, meta) -> dnnlib.EasyDict:
     return kwargs
 
 
-@click.command(context_settings=dict(help_option_names=['-h', '--help']))
-@click.option('--network', 'network_pkl', required=True, metavar='PATH|URL', help='Network snapshot (network-snapshot-*.pt)')
+@click.command(cls=OneLineErrors)
+@click.option('--network', 'network_pkl', required=True, metavar='PATH|URL', help='Network snapshot (network-snapshot-*.pt), run folder (its newest snapshot), URL, or NVIDIA network pickle (.pkl, imported as data)')
 @click.option('--metrics', 'metrics', default='fid50k_full', show_default=True, help='Comma-separated list of metrics, or "help"')
 @click.option('--data', metavar='ZIP|DIR|builtin:...', default=None, help='Real data [default: the training set recorded in the snapshot]')
 @click.option('--mirror', type=bool, default=None, metavar='BOOL', help='Add x-flips of the real data [default: as in training]')
@@ -128,6 +130,7 @@ def calc_metrics(network_pkl, metrics, data, mirror, num_gpus, detector_dir, cac
 
     from torch_utils import checkpoint
     try:
+        network_pkl = checkpoint.resolve_snapshot_path(network_pkl)     # a run folder: its newest snapshot
         G = checkpoint.load_network(network_pkl, key='G_ema', device='cpu')
         meta = checkpoint.load_snapshot_meta(network_pkl)
     except (checkpoint.CheckpointError, OSError) as e:

@@ -47,6 +47,7 @@ import click
 import numpy as np
 import PIL.Image
 
+from dnnlib.cli import OneLineErrors
 from training import builtin_data
 from training.dataset import (LABELS_FILE, DatasetError, decode_image, is_image_name, is_power_of_two,
                               match_labels, parse_labels_json)
@@ -713,7 +714,7 @@ def convert(src: Source, dest: str, transform: Transform, max_images: int | None
 # ----------------------------------------------------------------------------
 
 
-@click.command(context_settings=dict(help_option_names=['-h', '--help'], max_content_width=110))
+@click.command(cls=OneLineErrors, context_settings=dict(max_content_width=110))
 @click.option('--source', help='Folder or zip of images, CIFAR-10 pickles (folder/.tar.gz), MNIST IDX folder or '
               '.npz, or builtin:digits[<N>][-rgb]', metavar='PATH', required=True)
 @click.option('--dest', help='Output .zip archive or folder', metavar='PATH', required=True)

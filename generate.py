@@ -4,8 +4,8 @@ animated GIF), random-α latent mixing, and rejection sampling by the snapshot's
 Examples:
 
 \b
-  # 64 images, truncation 0.7.
-  python generate.py --network=runs/00000-digits16-digits-soft/network-snapshot-000060.pt --seeds=0-63 --trunc=0.7 --outdir=out
+  # 64 images, truncation 0.7, from the newest snapshot of the first `python train.py` run.
+  python generate.py --network=training-runs/00000-digits16-digits-soft --seeds=0-63 --trunc=0.7 --outdir=out
 \b
   # One grid image of class 3 (conditional model).
   python generate.py --network=snap.pt --seeds=0-35 --class=3 --grid --outdir=out
@@ -114,7 +114,7 @@ def load_networks(network: str, need_D: bool, device):
 
 
 @click.command(cls=OneLineErrors, help=__doc__)
-@click.option('--network', help='Snapshot (network-snapshot-*.pt) or URL', metavar='PATH', required=True)
+@click.option('--network', help='Snapshot (network-snapshot-*.pt), run folder (its newest snapshot), URL, or NVIDIA network pickle (.pkl, imported as data)', metavar='PATH', required=True)
 @click.option('--seeds', help='Seeds: "0-63" or "1,5,9" (ranges inclusive)', type=SeedList(), required=True)
 @click.option('--trunc', 'truncation_psi', help='Truncation ψ (style generators only)', type=float, default=1.0, show_default=True)
 @click.option('--noise-mode', help='Noise inputs of the synthesis network', type=click.Choice(['const', 'random', 'none']), default='const', show_default=True)
@@ -125,7 +125,7 @@ def load_networks(network: str, need_D: bool, device):
 @click.option('--space', help='Latent space of --interp  [default: z]', type=click.Choice(['z', 'w']))
 @click.option('--frames', help='Frames per segment of --interp  [default: 16]', type=click.IntRange(min=1))
 @click.option('--frame-ms', help='GIF frame duration in milliseconds  [default: 80]', type=click.IntRange(min=1))
-@click.option('--interp-random', help='Random-α mixing: per seed, z = α·z1 + (1−α)·z2 (seed 004 §5.2)', is_flag=True)
+@click.option('--interp-random', help='Random-α mixing: per seed, z = α·z1 + (1−α)·z2 (Kaspar, Zhao & An, "Improving GAN on MNIST", sec. 5.2)', is_flag=True)
 @click.option('--reject', help='Rejection sampling of the seeds by the discriminator', type=click.Choice(['threshold', 'top', 'drs']))
 @click.option('--threshold', help='--reject=threshold: keep σ(logit) > this  [default: 0.5]', type=click.FloatRange(min=0, max=1, max_open=True))
 @click.option('--top', help='--reject=top: fraction of the candidates to keep  [default: 0.5]', type=click.FloatRange(min=0, max=1, min_open=True))

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from dnnlib.cli import OneLineArgumentParser  # noqa: E402
 from metrics import classifiers, detectors, precision_recall  # noqa: E402
 from metrics.errors import MetricError  # noqa: E402
 
@@ -62,7 +63,7 @@ def describe_device(device):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--batch', type=int, default=None, help='images per detector call [default: 64 on CUDA, 8 on CPU]')
     parser.add_argument('--repeats', type=int, default=3, help='timed calls per measurement (minimum is reported)')

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.textbook_ops import textbook_bias_act, textbook_upfirdn2d  # noqa: E402
+from dnnlib.cli import OneLineArgumentParser  # noqa: E402
 from torch_utils.ops import bias_act, conv2d_resample, grid_sample_gradfix, upfirdn2d  # noqa: E402
 
 # ----------------------------------------------------------------------------
@@ -146,7 +147,7 @@ def cases(res, batch, channel_base, device, dtype):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--res', type=int, nargs='+', default=[64, 256], help='resolutions (default: 64 256)')
     parser.add_argument('--batch', type=int, default=None, help='batch size (default: 8, or 2 with --quick)')
     parser.add_argument('--channel-base', type=int, default=16384, help='StyleGAN2 channel_base (default: 16384)')

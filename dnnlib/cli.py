@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 import click
@@ -30,8 +31,15 @@ class CommaSeparatedList(click.ParamType):
         return items
 
 
-class OneLineErrors(click.Command):
-    """A click command whose usage errors print as one line instead of usage text plus the error."""
+class _OneLineMain:
+    """Usage errors print as one line (``Error: ...``, exit status 2) instead of usage text, a "Try --help"
+    line and the error; ``-h`` is accepted beside ``--help``."""
+
+    def __init__(self, *args, **kwargs):
+        settings = dict(kwargs.pop('context_settings', None) or {})
+        settings.setdefault('help_option_names', ['-h', '--help'])
+        super().__init__(*args, context_settings=settings, **kwargs)
+
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
@@ -54,3 +62,19 @@ class OneLineErrors(click.Command):
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+class OneLineErrors(_OneLineMain, click.Command):
+    """A click command with one-line usage errors and ``-h``."""
+
+
+class OneLineGroup(_OneLineMain, click.Group):
+    """A click group with one-line usage errors and ``-h`` (its subcommands inherit ``-h``)."""
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """argparse with the same convention: a usage error is one line, ``Error: ...``, exit status 2."""
+
+    def error(self, message):
+        print(f'Error: {message}', file=sys.stderr, flush=True)
+        sys.exit(2)

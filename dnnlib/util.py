@@ -12,6 +12,7 @@ import io
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
 import types
@@ -132,6 +133,8 @@ def atomic_output(path: str, fsync: bool = False):
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix='.tmp-' + os.path.basename(path) + '-', dir=folder)
     try:
+        # mkstemp makes the file private (0600); the finished file gets the mode open() would give it.
+        os.chmod(tmp, 0o666 & ~current_umask())
         with os.fdopen(fd, 'wb') as f:
             yield f
             if fsync:
@@ -144,6 +147,21 @@ def atomic_output(path: str, fsync: bool = False):
         raise
 
 
+def current_umask() -> int:
+    """The process's file-creation mask, read without changing it where /proc allows (os.umask can only
+    be read by setting it, which would briefly affect files other threads create)."""
+    try:
+        with open('/proc/self/status', encoding='ascii') as f:
+            for line in f:
+                if line.startswith('Umask:'):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str, data: bytes) -> None:
     with atomic_output(path) as f:
         f.write(data)
@@ -153,12 +171,14 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
 # Cache directory and URL opening.
 
 CACHE_ENV_VAR = 'GANMC_CACHE_DIR'
+CACHE_ENV_VARS = (CACHE_ENV_VAR, 'DNNLIB_CACHE_DIR')     # first one set wins
 
 
 def make_cache_dir_path(*paths: str) -> str:
-    """Path inside the cache directory: ``$GANMC_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/stylegan2-softgan``
-    (``~/.cache/stylegan2-softgan`` by default). The directory is not created."""
-    root = os.environ.get(CACHE_ENV_VAR)
+    """Path inside the cache directory: ``$GANMC_CACHE_DIR`` if set, else ``$DNNLIB_CACHE_DIR`` (the variable
+    of NVIDIA's dnnlib) if set, else ``$XDG_CACHE_HOME/stylegan2-softgan`` (``~/.cache/stylegan2-softgan``
+    by default). The project's own variable wins when both are set. The directory is not created."""
+    root = next((os.environ[v] for v in CACHE_ENV_VARS if os.environ.get(v)), None)
     if not root:
         base = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
         root = os.path.join(base, 'stylegan2-softgan')
@@ -239,10 +259,10 @@ def open_url(url: str, cache_dir: str | None = None, num_attempts: int = 3, verb
 
 def _download(url: str, num_attempts: int, verbose: bool, timeout: float, manual_path: str) -> bytes:
     last_error: BaseException | None = None
+    if verbose:
+        print(f'Downloading {url} ...', flush=True)
     for attempt in range(max(int(num_attempts), 1)):
         try:
-            if verbose:
-                print(f'Downloading {url} ...', flush=True)
             with urllib.request.urlopen(url, timeout=timeout) as response:
                 return response.read()
         except urllib.error.HTTPError as e:
@@ -260,7 +280,77 @@ def _download(url: str, num_attempts: int, verbose: bool, timeout: float, manual
 
 
 # ----------------------------------------------------------------------------
+# Progress bars (tqdm) on stderr: drawn only on a terminal, so log files and pipes get no bar updates.
+
+
+class _NoBar:
+    """Stands in for a bar that is not drawn (not a terminal, or tqdm not installed)."""
+    disable = True
+
+    def update(self, n=1):
+        pass
+
+    def close(self):
+        pass
+
+    def set_postfix_str(self, s='', refresh=True):
+        pass
+
+
+def stderr_is_terminal() -> bool:
+    return hasattr(sys.stderr, 'isatty') and sys.stderr.isatty()
+
+
+def progress_bar(total: int | float | None, desc: str, unit: str = 'img', enabled: bool = True):
+    """A tqdm bar with ETA on stderr, or a silent stand-in when `enabled` is false, stderr is not a
+    terminal, or tqdm is missing. ``TQDM_DISABLE=1`` in the environment turns every bar off."""
+    if not enabled or not stderr_is_terminal():
+        return _NoBar()
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return _NoBar()
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False, dynamic_ncols=True,
+                unit_scale=True, mininterval=0.5)
+
+
+def console_print(msg: str, file=None) -> None:
+    """print() that first clears any progress bar drawn on the terminal and redraws it below the text."""
+    file = sys.stdout if file is None else file
+    tqdm_module = sys.modules.get('tqdm')
+    if tqdm_module is None:
+        print(msg, file=file, flush=True)
+        return
+    with tqdm_module.tqdm.external_write_mode(file=file):
+        print(msg, file=file, flush=True)
+
+
+# ----------------------------------------------------------------------------
 # Run folders.
+
+
+def kimg_tag(nimg: int, exact: bool = False) -> str:
+    """The kimg part of snapshot and grid file names: stylegan2-ada's whole kimg (``000004`` after 4008
+    images), or with `exact` the image count as kimg with three decimals (``000004.008``; ``000004`` at a
+    whole kimg). Runs whose ticks are shorter than 1 kimg use `exact`, so their files never share a name."""
+    nimg = int(nimg)
+    if nimg < 0:
+        raise ValueError(f'image count must be >= 0, got {nimg}')
+    whole, part = divmod(nimg, 1000)
+    return f'{whole:06d}' if part == 0 or not exact else f'{whole:06d}.{part:03d}'
+
+
+KIMG_TAG_RE = r'(\d+)(?:\.(\d{3}))?'
+
+
+def nimg_from_kimg_tag(whole: str, part: str | None) -> int:
+    """Inverse of kimg_tag from the two groups of KIMG_TAG_RE."""
+    return int(whole) * 1000 + (int(part) if part else 0)
+
+
+_RUN_DIR_RE = re.compile(r'^(\d+)-')
+
+
 
 _RUN_DIR_RE = re.compile(r'^(\d+)-')
 

@@ -27,7 +27,8 @@ Added by this project
                 between two disjoint real batches (emd64_floor), pixels in [-1, 1]
 
 MetricOptions.num_gen / max_real override the generated / real sample counts of every metric (the
-result then records them); precision/recall and density/coverage use VGG16 features when available and
+result then records them, and report_metric logs a name stating a count under the real one, e.g.
+fid200_full); precision/recall and density/coverage use VGG16 features when available and
 otherwise Inception features with a warning, recording which in the result's `detector`.
 """
 
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 
 import dnnlib
@@ -125,6 +127,7 @@ def calc_metric(metric, **kwargs):
     total_time_str, num_gpus[, detector][, num_gen][, max_real])."""
     check_metrics([metric])
     opts = metric_utils.MetricOptions(**kwargs)
+    opts.progress.context = f'{metric} on {opts.device}'      # named in the long-computation warning
     start = time.time()
     results = _metric_dict[metric](opts)
     total_time = time.time() - start
@@ -147,17 +150,41 @@ def calc_metric(metric, **kwargs):
     return out
 
 
-def report_metric(result_dict, run_dir=None, snapshot_pkl=None):
-    """Print the result as one JSON line and append it to <run_dir>/metric-<name>.jsonl."""
+def logged_name(metric: str, num_gen: int | None) -> str:
+    """The name a result is logged under. A name that states its number of generated images (the '50k'
+    of fid50k_full) keeps it only when that many were used; after a num_gen override it states the
+    real count: fid50k_full with 200 images -> fid200_full, with 2000 -> fid2k_full, pr50k3_full with
+    200 -> pr200_3_full (the '_' keeps the count apart from the neighbourhood size)."""
+    m = re.search(r'(\d+)k', metric)
+    if num_gen is None or m is None or int(m.group(1)) * 1000 == num_gen:
+        return metric
+    token = f'{num_gen // 1000}k' if num_gen % 1000 == 0 else str(num_gen)
+    rest = metric[m.end():]
+    if rest[:1].isdigit() and not token.endswith('k'):
+        token += '_'
+    return metric[:m.start()] + token + rest
+
+
+def report_metric(result_dict, run_dir=None, snapshot_pkl=None) -> dnnlib.EasyDict:
+    """Print the result as one JSON line and append it to <run_dir>/metric-<name>.jsonl, under the name of
+    logged_name() (then `computed_as` holds the registered name). Returns the record as logged."""
     metric = result_dict['metric']
     check_metrics([metric])
+    record = dnnlib.EasyDict(result_dict)
+    name = logged_name(metric, record.get('num_gen'))
+    if name != metric:
+        record.update(metric=name, computed_as=metric,
+                      results=dnnlib.EasyDict({name + key[len(metric):] if key.startswith(metric) else key: value
+                                               for key, value in record.results.items()}))
     if run_dir is not None and snapshot_pkl is not None:
         snapshot_pkl = os.path.relpath(snapshot_pkl, run_dir)
-    line = json.dumps(dict(result_dict, snapshot_pkl=snapshot_pkl, timestamp=time.time()))
+    record.update(snapshot_pkl=snapshot_pkl, timestamp=time.time())
+    line = json.dumps(record)
     print(line, flush=True)
     if run_dir is not None and os.path.isdir(run_dir):
-        with open(os.path.join(run_dir, f'metric-{metric}.jsonl'), 'at') as f:
+        with open(os.path.join(run_dir, f'metric-{name}.jsonl'), 'at') as f:
             f.write(line + '\n')
+    return record
 
 
 # ----------------------------------------------------------------------------

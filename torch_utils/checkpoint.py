@@ -1,6 +1,6 @@
 """Snapshots as data: atomic writes, safe loads, networks rebuilt from JSON configs.
 
-A snapshot file (``network-snapshot-NNNNNN.pt``) is a ``torch.save``d dict made only of tensors,
+A snapshot file (``network-snapshot-NNNNNN.pt``, see snapshot_name) is a ``torch.save``d dict made only of tensors,
 numbers, strings, lists, tuples and dicts, so it loads with ``torch.load(weights_only=True)``, which
 never executes code stored in the file. Layout::
 
@@ -36,7 +36,20 @@ from torch_utils import persistence
 
 FORMAT = 'stylegan2-softgan-snapshot'
 VERSION = 1
-SNAPSHOT_RE = re.compile(r'^network-snapshot-(\d+)\.pt$')
+SNAPSHOT_RE = re.compile(r'^network-snapshot-' + dnnlib.util.KIMG_TAG_RE + r'\.pt$')
+
+
+def snapshot_name(cur_nimg: int, exact: bool = False) -> str:
+    """stylegan2-ada's ``network-snapshot-000004.pt`` (whole kimg, after 4008 images too), or with `exact`
+    ``network-snapshot-000004.008.pt``: the training loop asks for exact names when its ticks are shorter
+    than 1 kimg, where whole-kimg names would repeat. Both forms sort by image count."""
+    return f'network-snapshot-{dnnlib.util.kimg_tag(cur_nimg, exact)}.pt'
+
+
+def snapshot_nimg(path: str) -> int | None:
+    """The image count in a snapshot's file name (either form), or None for another name."""
+    m = SNAPSHOT_RE.match(os.path.basename(os.fspath(path)))
+    return dnnlib.util.nimg_from_kimg_tag(m.group(1), m.group(2)) if m else None
 
 
 class CheckpointError(ValueError):
@@ -124,18 +137,30 @@ def save_snapshot(path: str, modules: dict[str, torch.nn.Module | None], meta: d
     atomic_save(obj, path)
 
 
-def load_snapshot(path: str, map_location: str | torch.device = 'cpu', require_state: bool = False) -> dict:
-    """Load and validate a snapshot as plain data (never executing code from it). Returns the raw dict with
-    'meta' decoded; `require_state`: the training state must be complete (resuming)."""
+def resolve_snapshot_path(path: str) -> str:
+    """Where a network argument points: a run folder means its newest complete snapshot, a URL its cached
+    download (a failed download raises CheckpointError with one line), a stylegan2-ada resume name
+    (ffhq256 ...) NVIDIA's published file; anything else is returned as is."""
     from torch_utils import legacy  # noqa: PLC0415 - legacy imports this module
-    path = legacy.resolve_pretrained(os.fspath(path))    # stylegan2-ada resume names (ffhq256 ...)
+    path = legacy.resolve_pretrained(os.fspath(path))
     if dnnlib.util.is_url(path, allow_file_urls=True):
         try:
-            path = dnnlib.util.open_url(path, return_filename=True)
+            return dnnlib.util.open_url(path, return_filename=True)
         except OSError as e:
             raise CheckpointError(str(e)) from None
+    if os.path.isdir(path):
+        return find_latest_snapshot(path)
+    return path
+
+
+def load_snapshot(path: str, map_location: str | torch.device = 'cpu', require_state: bool = False) -> dict:
+    """Load and validate a snapshot as plain data (never executing code from it). Returns the raw dict with
+    'meta' decoded. `path` may be a snapshot file, a URL or a run folder (its newest snapshot).
+    `require_state`: the training state must be complete (resuming)."""
+    path = resolve_snapshot_path(path)
     if not os.path.isfile(path):
         raise CheckpointError(f'{path}: no such file')
+    from torch_utils import legacy  # noqa: PLC0415 - legacy imports this module
     try:
         if legacy.is_pickle_file(path):     # NVIDIA's network-snapshot-*.pkl, imported as data
             obj = legacy.load_nvidia_pickle(path)
@@ -292,9 +317,9 @@ def list_snapshots(run_dir: str) -> list[str]:
     """Complete snapshot files in a run folder, oldest first (by image count)."""
     found = []
     for path in glob.glob(os.path.join(glob.escape(run_dir), 'network-snapshot-*.pt')):
-        m = SNAPSHOT_RE.match(os.path.basename(path))
-        if m:
-            found.append((int(m.group(1)), path))
+        nimg = snapshot_nimg(path)
+        if nimg is not None:
+            found.append((nimg, path))
     return [p for _, p in sorted(found)]
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 import warnings
 
 import numpy as np
 import PIL.Image
 
+import dnnlib
 from dnnlib.util import atomic_write_bytes
 
 # ----------------------------------------------------------------------------
@@ -35,7 +35,7 @@ class RunLogger:
 
     def info(self, msg: str, console: bool = True) -> None:
         if console and self.enabled:
-            print(msg, flush=True)
+            dnnlib.util.console_print(msg)
         if self._log is not None:
             self._log.write(msg + '\n')
             self._log.flush()
@@ -66,6 +66,91 @@ class RunLogger:
         if self._tb is not None:
             self._tb.close()
         self._log = self._stats = self._tb = None
+
+
+# ----------------------------------------------------------------------------
+# Console: the first line, the early ETA, the bar inside a tick and the losses of the tick line.
+
+
+def device_description(device) -> str:
+    """'cpu (2 threads)' or 'cuda:0 (NVIDIA H100 80GB HBM3)'."""
+    import torch
+    if device.type == 'cuda':
+        return f'{device} ({torch.cuda.get_device_name(device)})'
+    return f'{device} ({torch.get_num_threads()} thread{"s" if torch.get_num_threads() != 1 else ""})'
+
+
+def _short_name(class_name: str) -> str:
+    """'training.networks.Generator' -> 'networks.Generator'."""
+    return '.'.join(str(class_name).split('.')[-2:])
+
+
+def describe_run(total_kimg: float, loss_kwargs: dict, G_kwargs: dict, batch_size: int, num_gpus: int,
+                 device_desc: str) -> str:
+    """The first console line: what trains, how long, on what."""
+    return (f'Training {_short_name(G_kwargs.get("class_name", "?"))} with {_short_name(loss_kwargs.get("class_name", "?"))} '
+            f'for {total_kimg:g} kimg, batch {batch_size}, {num_gpus} process{"es" if num_gpus != 1 else ""} '
+            f'on {device_desc}; an ETA follows after the first steps')
+
+
+# Tick-line fields from the Loss/* statistics: label, statistic, shown when the tick has values for it.
+TICK_LOSSES = (('G', 'Loss/G/loss'), ('D', 'Loss/D/loss'), ('R1', 'Loss/r1_penalty'), ('PL', 'Loss/pl_penalty'),
+               ('beta', 'Loss/beta'), ('EMD', 'Loss/emd'))
+
+
+def loss_fields(collector) -> list[str]:
+    """['G 0.693', 'D 1.39', 'R1 0.0123', ...] from a training_stats.Collector closed at the tick's end;
+    statistics that were never reported (no R1 without γ, no β outside SoftGAN) are left out."""
+    fields = []
+    for label, name in TICK_LOSSES:
+        if collector.num(name) > 0:
+            fields.append(f'{label} {collector.mean(name):.4g}')
+    return fields
+
+
+class TickProgress:
+    """Rank 0's progress between two tick lines: a tqdm bar over the tick's images (terminal only, on
+    stderr, gone when the tick line prints) and, once, a console line with the measured speed and the
+    ETA of the whole run after the first few steps (the first step, with its one-off costs, not counted)."""
+
+    ETA_AFTER_STEPS = 4
+
+    def __init__(self, log: 'RunLogger', total_nimg: int, enabled: bool):
+        self.log = log
+        self.total_nimg = total_nimg
+        self.enabled = enabled
+        self.bar = None
+        self.steps = 0
+        self.t1 = self.n1 = None          # time and image count after the first step
+        self.eta_printed = False
+
+    def start_tick(self, cur_tick: int, cur_nimg: int, tick_end_nimg: float) -> None:
+        if self.enabled:
+            self.close()
+            self.bar = dnnlib.util.progress_bar(total=max(int(min(tick_end_nimg, self.total_nimg)) - cur_nimg, 0),
+                                                desc=f'tick {cur_tick}')
+
+    def step(self, cur_nimg: int, batch_size: int) -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.update(batch_size)
+        self.steps += 1
+        now = time.time()
+        if self.steps == 1:
+            self.t1, self.n1 = now, cur_nimg
+        elif self.steps == self.ETA_AFTER_STEPS and not self.eta_printed and cur_nimg < self.total_nimg:
+            self.eta_printed = True
+            sec_per_img = (now - self.t1) / max(cur_nimg - self.n1, 1)
+            eta = (self.total_nimg - cur_nimg) * sec_per_img
+            self.log.info(f'Speed over steps 2-{self.steps}: {sec_per_img * 1e3:.2f} sec/kimg; '
+                          f'ETA {dnnlib.util.format_time(eta)} for the remaining {(self.total_nimg - cur_nimg) / 1e3:g} kimg '
+                          f'(training only; snapshots and metrics add to it)')
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 # ----------------------------------------------------------------------------
@@ -104,12 +189,27 @@ def save_image_grid(img: np.ndarray, path: str, drange: tuple[float, float], gri
 # ----------------------------------------------------------------------------
 # Plots of the curves (matplotlib, headless).
 
+# One PNG per group; each panel is (y-axis label, [(statistic, legend label), ...]) and gets its own axes,
+# so quantities of different scales (β in [0, 0.72] and an EMD of ~10) are never drawn on one y-axis.
 PLOT_GROUPS = {
-    'plot-losses.png': ('Losses', ['Loss/G/loss', 'Loss/D/loss', 'Loss/G/reg', 'Loss/D/reg']),
-    'plot-scores.png': ('Discriminator outputs', ['Loss/scores/real', 'Loss/scores/fake', 'Loss/signs/real']),
-    'plot-beta-emd.png': ('SoftGAN β and batch EMD', ['Loss/beta', 'Loss/emd', 'Loss/emd_smooth', 'Loss/emd_floor']),
-    'plot-augment.png': ('Augmentation', ['Progress/augment']),
+    'plot-losses.png': ('Losses', [
+        ('loss (mean over the tick)', [('Loss/G/loss', 'generator loss'), ('Loss/D/loss', 'discriminator loss')]),
+        ('regulariser (weighted)', [('Loss/G/reg', 'G: path length (PL)'), ('Loss/D/reg', 'D: R1 or gradient penalty')]),
+    ]),
+    'plot-scores.png': ('Discriminator outputs', [
+        ('D logit (mean)', [('Loss/scores/real', 'real images'), ('Loss/scores/fake', 'generated images')]),
+        ('mean sign of D logit', [('Loss/signs/real', 'real images (ADA r_t)'), ('Loss/signs/fake', 'generated images')]),
+    ]),
+    'plot-beta-emd.png': ('SoftGAN β and batch EMD', [
+        ('β (softening)', [('Loss/beta', 'β')]),
+        ('batch EMD (pixels)', [('Loss/emd', 'EMD, fakes vs reals'), ('Loss/emd_smooth', 'EMD, moving average'),
+                                ('Loss/emd_floor', 'EMD floor, reals vs reals')]),
+    ]),
+    'plot-augment.png': ('Augmentation', [
+        ('augmentation probability p', [('Progress/augment', 'p')]),
+    ]),
 }
+X_LABEL = 'training progress (kimg)'
 
 
 def read_stats(path: str) -> list[dict]:
@@ -127,58 +227,79 @@ def read_stats(path: str) -> list[dict]:
     return records
 
 
-def write_plots(run_dir: str) -> list[str]:
-    """Redraw the PNG plots from stats.jsonl and metric-*.jsonl; returns the files written."""
+def _pyplot():
     import matplotlib
-    matplotlib.use('Agg', force=False)
+    matplotlib.use('Agg', force=False)      # headless
     import matplotlib.pyplot as plt
+    return plt
+
+
+def _panels_figure(plt, title: str, panels: list[tuple[str, dict[str, tuple[np.ndarray, np.ndarray]]]]):
+    """A figure with one axes per panel (stacked, shared x): each has its y label and legend."""
+    fig, axes = plt.subplots(len(panels), 1, figsize=(7, 2.2 + 1.8 * len(panels)), dpi=100, sharex=True,
+                             squeeze=False)
+    for ax, (ylabel, curves) in zip(axes[:, 0], panels):
+        for label, (x, y) in curves.items():
+            ax.plot(x, y, label=label, marker='.' if len(x) < 30 else None)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[-1, 0].set_xlabel(X_LABEL)
+    axes[0, 0].set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_figures(run_dir: str) -> dict:
+    """{file name: matplotlib figure} for the curves in stats.jsonl and metric-*.jsonl (groups with no data
+    are left out). The caller saves and closes them."""
+    from torch_utils.checkpoint import snapshot_nimg
+    plt = _pyplot()
 
     records = read_stats(os.path.join(run_dir, 'stats.jsonl'))
-    written = []
     kimg = np.array([r.get('Progress/kimg', {}).get('mean', np.nan) for r in records], dtype=np.float64)
-    for fname, (title, names) in PLOT_GROUPS.items():
-        series = {}
-        for name in names:
-            values = np.array([r.get(name, {}).get('mean', np.nan) for r in records], dtype=np.float64)
-            if np.isfinite(values).any():
-                series[name] = values
-        if not series:
-            continue
-        fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
-        for name, values in series.items():
-            ok = np.isfinite(values) & np.isfinite(kimg)
-            ax.plot(kimg[ok], values[ok], label=name, marker='.' if ok.sum() < 30 else None)
-        ax.set_xlabel('kimg')
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        _save_fig(fig, os.path.join(run_dir, fname))
-        plt.close(fig)
-        written.append(fname)
+    figures = {}
+    for fname, (title, group) in PLOT_GROUPS.items():
+        panels = []
+        for ylabel, stats in group:
+            curves = {}
+            for name, label in stats:
+                values = np.array([r.get(name, {}).get('mean', np.nan) for r in records], dtype=np.float64)
+                ok = np.isfinite(values) & np.isfinite(kimg)
+                if ok.any():
+                    curves[label] = (kimg[ok], values[ok])
+            if curves:
+                panels.append((ylabel, curves))
+        if panels:
+            figures[fname] = _panels_figure(plt, title, panels)
 
-    metric_files = sorted(f for f in os.listdir(run_dir) if f.startswith('metric-') and f.endswith('.jsonl'))
-    curves = {}
-    for mf in metric_files:
+    # Metrics: one panel per metric file, its result values against the snapshot's kimg.
+    panels = []
+    for mf in sorted(f for f in os.listdir(run_dir) if f.startswith('metric-') and f.endswith('.jsonl')):
+        curves = {}
         for r in read_stats(os.path.join(run_dir, mf)):
-            m = re.search(r'network-snapshot-(\d+)', str(r.get('snapshot_pkl')))
-            snap = int(m.group(1)) if m else None
+            nimg = snapshot_nimg(str(r.get('snapshot_pkl')))
             for key, value in (r.get('results') or {}).items():
-                if isinstance(value, (int, float)) and snap is not None:
-                    curves.setdefault(key, []).append((float(snap), float(value)))
-    if curves:
-        fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
-        for key, pts in curves.items():
-            pts.sort()
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker='o', label=key)
-        ax.set_xlabel('kimg')
-        ax.set_title('Metrics')
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        _save_fig(fig, os.path.join(run_dir, 'plot-metrics.png'))
-        plt.close(fig)
-        written.append('plot-metrics.png')
+                if isinstance(value, (int, float)) and nimg is not None:
+                    curves.setdefault(key, []).append((nimg / 1e3, float(value)))
+        curves = {key: tuple(np.array(v) for v in zip(*sorted(pts))) for key, pts in curves.items()}
+        if curves:
+            panels.append((mf[len('metric-'):-len('.jsonl')], curves))
+    if panels:
+        figures['plot-metrics.png'] = _panels_figure(plt, 'Metrics at each snapshot', panels)
+    return figures
+
+
+def write_plots(run_dir: str) -> list[str]:
+    """Redraw the PNG plots from stats.jsonl and metric-*.jsonl; returns the files written."""
+    plt = _pyplot()
+    written = []
+    for fname, fig in plot_figures(run_dir).items():
+        try:
+            _save_fig(fig, os.path.join(run_dir, fname))
+        finally:
+            plt.close(fig)
+        written.append(fname)
     return written
 
 

@@ -31,7 +31,8 @@ from torch_utils import checkpoint, misc, training_stats
 from training import dataset as dataset_lib
 from training.ada import AdaController
 from training.phases import StepRunner, update_ema
-from training.run_logging import RunLogger, grid_shape, save_image_grid, write_plots
+from training.run_logging import (RunLogger, TickProgress, describe_run, device_description, grid_shape, loss_fields,
+                                  save_image_grid, write_plots)
 
 # ----------------------------------------------------------------------------
 # Small pieces.
@@ -202,6 +203,7 @@ def training_loop(
     training_stats.init_multiprocessing(rank=rank, sync_device=device if device.type == 'cuda' else None)
 
     log = RunLogger(run_dir, enabled=(rank == 0))
+    log.info(describe_run(total_kimg, loss_kwargs, G_kwargs, batch_size, num_gpus, device_description(device)))
     if batch_size % (batch_gpu * num_gpus) != 0:
         raise ValueError(f'batch {batch_size} must be a multiple of batch_gpu {batch_gpu} × processes {num_gpus}')
     batch_per_rank = batch_size // num_gpus
@@ -272,9 +274,12 @@ def training_loop(
                 images = _generate_grid(G_ema, grid_z, grid_c)
             save_image_grid(images, os.path.join(run_dir, 'fakes_init.png'), drange=(-1, 1), grid_size=grid_size)
 
-    log.info(f'Training for {total_kimg} kimg on {num_gpus} process(es), device {device}...')
     stats_collector = training_stats.Collector(regex='.*')
+    loss_collector = training_stats.Collector(regex='Loss/.*')      # closed at each tick line
+    exact_names = kimg_per_tick < 1     # ticks under 1 kimg: names carry the exact kimg, else they would repeat
     total_nimg = int(total_kimg * 1000)
+    progress = TickProgress(log, total_nimg, enabled=(rank == 0))
+    progress.start_tick(cur_tick, cur_nimg, cur_nimg + kimg_per_tick * 1000)
     tick_start_nimg = cur_nimg
     tick_start_time = time.time()
     maintenance_time = tick_start_time - start_time
@@ -308,6 +313,7 @@ def training_loop(
 
         cur_nimg += batch_size
         batch_idx += 1
+        progress.step(cur_nimg, batch_size)
         if ada is not None:
             ada.maybe_adjust(batch_idx)
 
@@ -321,9 +327,11 @@ def training_loop(
             continue
 
         tick_end_time = time.time()
+        progress.close()
+        loss_collector.update()
         fields = [
             f'tick {cur_tick:<5d}',
-            f'kimg {training_stats.report0("Progress/kimg", cur_nimg / 1e3):<8.1f}',
+            f'kimg {training_stats.report0("Progress/kimg", cur_nimg / 1e3):<8.{1 if kimg_per_tick >= 1 else 3}f}',
             f'time {dnnlib.util.format_time(training_stats.report0("Timing/total_sec", tick_end_time - start_time)):<12s}',
             f'sec/tick {training_stats.report0("Timing/sec_per_tick", tick_end_time - tick_start_time):<7.1f}',
             f'sec/kimg {training_stats.report0("Timing/sec_per_kimg", (tick_end_time - tick_start_time) / max(cur_nimg - tick_start_nimg, 1) * 1e3):<7.2f}',
@@ -337,16 +345,14 @@ def training_loop(
             torch.cuda.reset_peak_memory_stats(device)
         if augment_pipe is not None:
             fields.append(f'augment {training_stats.report0("Progress/augment", float(augment_pipe.p)):.3f}')
-        beta_sched = getattr(loss, 'beta_schedule', None)
-        if beta_sched is not None:
-            fields.append(f'beta {beta_sched.beta:.4f}')
+        fields += loss_fields(loss_collector)
         log.info(' '.join(fields))
 
         # Image snapshot.
         if rank == 0 and image_snapshot_ticks is not None and (done or cur_tick % image_snapshot_ticks == 0):
             with torch.random.fork_rng(devices=[device] if device.type == 'cuda' else []):
                 images = _generate_grid(G_ema, grid_z, grid_c)
-            save_image_grid(images, os.path.join(run_dir, f'fakes{cur_nimg // 1000:06d}.png'), drange=(-1, 1),
+            save_image_grid(images, os.path.join(run_dir, f'fakes{dnnlib.util.kimg_tag(cur_nimg, exact_names)}.png'), drange=(-1, 1),
                             grid_size=grid_size)
 
         # Network snapshot (a collective: every rank takes part in closing the ADA interval).
@@ -362,7 +368,7 @@ def training_loop(
                 'ada': ada.state_dict() if ada is not None else None,
                 'rng': _gather_rng_states(capture_rng_state(latent_gen), num_gpus),
             }
-            snapshot_path = os.path.join(run_dir, f'network-snapshot-{cur_nimg // 1000:06d}.pt')
+            snapshot_path = os.path.join(run_dir, checkpoint.snapshot_name(cur_nimg, exact_names))
             if rank == 0:
                 meta = dict(training_set_kwargs=training_set_kwargs, cur_nimg=cur_nimg,
                             options=options_for_meta or {}, torch_version=torch.__version__)
@@ -377,13 +383,15 @@ def training_loop(
                     with torch.random.fork_rng(devices=[device] if device.type == 'cuda' else []):
                         result = metric_main.calc_metric(metric=metric, G=G_ema, dataset_kwargs=training_set_kwargs,
                                                          num_gpus=num_gpus, rank=rank, device=device,
-                                                         **(metrics_kwargs or {}))
+                                                         # progress bars on a terminal; no lines in logs
+                                                         **{'verbose': dnnlib.util.stderr_is_terminal(),
+                                                            **(metrics_kwargs or {})})
                     if rank == 0:
-                        metric_main.report_metric(result, run_dir=run_dir, snapshot_pkl=snapshot_path)
-                        for key, value in result.results.items():
+                        record = metric_main.report_metric(result, run_dir=run_dir, snapshot_pkl=snapshot_path)
+                        for key, value in record.results.items():
                             if isinstance(value, (int, float)):
                                 log.write_metric(key, float(value), cur_nimg)
-                        log.info(f'Metric {metric}: ' + json.dumps(result.results), console=False)
+                        log.info(f'Metric {record.metric}: ' + json.dumps(record.results), console=False)
 
         # Statistics of the tick.
         stats_collector.update()
@@ -399,6 +407,8 @@ def training_loop(
         tick_start_nimg = cur_nimg
         tick_start_time = time.time()
         maintenance_time = tick_start_time - tick_end_time
+        if not done:
+            progress.start_tick(cur_tick, cur_nimg, cur_nimg + kimg_per_tick * 1000)
 
     log.info('Exiting...')
     log.close()
