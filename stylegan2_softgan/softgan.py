@@ -33,6 +33,7 @@ from torch_utils import training_stats
 
 from training.loss import LogitLoss, register_loss
 
+from . import soft_terms
 from .beta_schedule import BETA_MAX, DEFAULT_EMD_SAMPLES, DEFAULT_FLOOR_PAIRS
 
 SCHEDULE_CLASS = 'stylegan2_softgan.beta_schedule.BetaSchedule'
@@ -94,9 +95,7 @@ class SoftGANLoss(LogitLoss):
     def loss_G(self, gen_logits):
         if self.variant == 'reference':
             return -F.softplus(gen_logits)           # −d
-        if self.g_loss == 'ns':
-            return F.softplus(-gen_logits)
-        return torch.sigmoid(-gen_logits)            # 1 − μ
+        return soft_terms.generator_term(gen_logits, self.g_loss)    # 1 − μ ('linear') or −log μ ('ns')
 
     def _reference_term(self, logits, sign, kind):
         d = F.softplus(logits)
@@ -107,12 +106,12 @@ class SoftGANLoss(LogitLoss):
     def loss_D_real(self, real_logits):
         if self.variant == 'reference':
             return self._reference_term(real_logits, 1.0, 'real')    # −(d + βH)
-        return -torch.sigmoid(real_logits)            # −μ (coverage of reals); the entropy bonus is added by LogitLoss
+        return soft_terms.discriminator_real_term(real_logits)    # −μ (coverage of reals); LogitLoss adds the entropy bonus
 
     def loss_D_gen(self, gen_logits):
         if self.variant == 'reference':
             return self._reference_term(gen_logits, -1.0, 'fake')    # −(−d + βH)
-        return -torch.sigmoid(-gen_logits)            # −(1 − μ) (coverage of fakes by the negated concept)
+        return soft_terms.discriminator_fake_term(gen_logits)     # −(1 − μ) (coverage of fakes by the negated concept)
 
     def logit_signs(self, logits):
         if self.variant == 'reference':
