@@ -128,4 +128,100 @@ def test_ops_benchmark_checks_and_times_every_op(capsys, monkeypatch, one_thread
     ops.main()
     lines = [ln for ln in capsys.readouterr().out.splitlines() if 'fwd' in ln]
     assert len(lines) == 18
-    assert all(float(ln.split()[-2].rstrip('x')) > 0 for ln in lines)   # the speed-up column
+    speed_ups = [float(tok[:-1]) for ln in lines for tok in ln.split() if tok.endswith('x') and tok[:-1][:1].isdigit()]
+    assert len(speed_ups) == 18 and all(v > 0 for v in speed_ups)
+
+
+# ----------------------------------------------------------------------------
+# Issue 18: op modes (ref / torch.compile of ref) and the one-call GPU check, on the CPU.
+
+
+def test_op_modes_force_the_reference_and_compiled_kernels(monkeypatch, one_thread):
+    from benchmarks import op_modes
+    monkeypatch.setenv(op_modes.BACKEND_ENV_VAR, 'eager')    # dynamo traces the kernels; no code generation
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn([2, 4, 6, 6], generator=gen, dtype=torch.float64, requires_grad=True)
+    b = torch.randn([4], generator=gen, dtype=torch.float64, requires_grad=True)
+    f = upfirdn2d.setup_filter([1, 3, 3, 1]).double()
+
+    def run():
+        y = upfirdn2d.upsample2d(bias_act.bias_act(x, b, act='swish', clamp=1.5), f)
+        gx, = torch.autograd.grad((y * y).sum(), x, create_graph=True)
+        ggx, gb = torch.autograd.grad(gx.sum(), [x, b])
+        return y, gx, ggx, gb
+
+    expected = run()
+    impls = []
+    original_select = bias_act._plugin.select
+    monkeypatch.setattr(bias_act._plugin, 'select', lambda impl, t: impls.append(impl) or original_select(impl, t))
+    kernels = {}
+    for mode in ('ref', 'compile'):
+        impls.clear()
+        with op_modes.op_mode(mode):
+            kernels[mode] = bias_act._ref_kernel
+            got = run()
+        assert set(impls) == {'ref'}, f'{mode}: bias_act was called with impl={impls}'
+        for g, e in zip(got, expected):
+            torch.testing.assert_close(g, e, rtol=1e-10, atol=1e-10)
+    assert kernels['compile'] is op_modes.compiled_kernels('eager')['bias_act']
+    assert bias_act._ref_kernel is kernels['ref'] and bias_act.bias_act.__module__ == 'torch_utils.ops.bias_act'
+    with pytest.raises(ValueError, match="unknown ops mode 'fast'"):
+        with op_modes.op_mode('fast'):
+            pass
+
+
+def test_gpu_check_parses_nvidia_ticks_and_writes_the_summary(tmp_path):
+    from benchmarks import gpu_check
+    # stylegan3's training_loop prints fields padded to fixed widths (tick <5d, kimg <8.1f, sec/kimg <7.2f, gpumem <6.2f).
+    log = '\n'.join(f'tick {t:<5d} kimg {t * 1.024:<8.1f} time 1m 0{t}s       sec/tick {3.1 + t:<7.1f} '
+                    f'sec/kimg {2.0 + 0.1 * t:<7.2f} maintenance 0.0    cpumem 4.21   gpumem {9.5 + t:<6.2f} '
+                    f'reserved 11.00  augment 0.500' for t in range(5))
+    ticks = gpu_check.parse_ticks('Exporting sample images...\n' + log + '\nExiting...')
+    assert [t['tick'] for t in ticks] == [0, 1, 2, 3, 4]
+    assert ticks[3]['sec_per_kimg'] == pytest.approx(2.3) and ticks[4]['gpumem_gb'] == pytest.approx(13.5)
+    row = dict(variant='cuda ops', loss='stylegan2', sec_per_kimg=2.0, median_s=0.064, min_s=0.060, max_s=0.070,
+               reps=4, warmup_s=3.0, peak_gpu_allocated_gb=8.0, batch=32, samples_s=[0.060, 0.064, 0.064, 0.070])
+    soft = dict(row, loss='soft', sec_per_kimg=2.05)
+    nvidia = dict(status='ok', sec_per_kimg=3.0, min=2.9, max=3.2, n=3, samples=[2.9, 3.0, 3.2], peak_gpu_gb=10.0)
+    text = gpu_check.summary_markdown(dict(mode='full', steps=[], train=[row, soft], nvidia=nvidia, ops=[
+        {'op': 'bias_act', 'res': 256, 'pass': 'fwd', 'ms': {'ours': 1.0, 'cuda': 0.1}, 'cuda_gbs': 2500, 'of_peak': 0.75,
+         'of_copy': 0.8}]))
+    assert '| ours, cuda ops | stylegan2 | 2.000 |' in text and '1.50x' in text
+    assert 'SoftGAN over the StyleGAN2 loss, cuda ops: +2.5%' in text
+    assert '1.50x the speed (target >= 1.3x); Mann-Whitney p = ' in text
+    assert 'at >= 70% of the datasheet bandwidth: 1 of 1' in text
+
+
+def test_gpu_check_weight_transport_round_trip(tmp_path):
+    from benchmarks import gpu_check
+    torch.manual_seed(0)
+    net = torch.jit.script(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Conv2d(4, 2, 1)))
+    src, packed, back = tmp_path / 'net.pt', tmp_path / 'net16.pt', tmp_path / 'net32.pt'
+    torch.jit.save(net, str(src))
+    gpu_check.main(['--convert-weights', str(src), str(packed), 'float16'])
+    gpu_check.main(['--convert-weights', str(packed), str(back), 'float32'])
+    x = torch.randn([1, 3, 8, 8])
+    restored = torch.jit.load(str(back))
+    for p, q in zip(net.parameters(), restored.parameters()):
+        assert q.dtype == torch.float32
+        torch.testing.assert_close(q, p.half().float(), rtol=0, atol=0)    # exactly the float16 rounding
+    torch.testing.assert_close(restored(x), net(x), rtol=1e-2, atol=1e-2)
+    import zipfile
+    sizes = [sum(i.file_size for i in zipfile.ZipFile(path).infolist() if '/data/' in i.filename) for path in (src, packed)]
+    assert sizes[1] * 2 == sizes[0] > 0      # the weights travel at half their size
+
+
+def test_gpu_check_cpu_smoke_quick(tmp_path):
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, 'benchmarks/gpu_check.py', '--cpu-smoke', '--quick', '--out', str(tmp_path)],
+                          capture_output=True, text=True, timeout=300, cwd=str(textbook_ops.__file__).rsplit('/', 2)[0])
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads((tmp_path / 'results.json').read_text())
+    assert [s['status'] for s in results['steps']] == ['ok', 'ok']
+    assert 'tests collected' in results['tests']['summary']
+    assert [(r['variant'], r['loss']) for r in results['train']] == [('cuda ops', 'stylegan2')]
+    assert results['train'][0]['sec_per_kimg'] > 0
+    summary = (tmp_path / 'summary.md').read_text()
+    assert '| ours, cuda ops | stylegan2 |' in summary
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['gpu_check.log', 'pytest.log', 'results.json', 'summary.md']
