@@ -115,7 +115,8 @@ def load_networks(network: str, need_D: bool, device):
 
 @click.command(cls=OneLineErrors, help=__doc__)
 @click.option('--network', help='Snapshot (network-snapshot-*.pt), run folder (its newest snapshot), URL, or NVIDIA network pickle (.pkl, imported as data)', metavar='PATH', required=True)
-@click.option('--seeds', help='Seeds: "0-63" or "1,5,9" (ranges inclusive)', type=SeedList(), required=True)
+@click.option('--seeds', help='Seeds: "0-63" or "1,5,9" (ranges inclusive); required unless --projected-w', type=SeedList())
+@click.option('--projected-w', help='Generate from the w latents in an npz (projector.py\'s projected_w.npz: "w" [N, num_ws, w_dim]) as proj00.png ...', metavar='FILE')
 @click.option('--trunc', 'truncation_psi', help='Truncation ψ (style generators only)', type=float, default=1.0, show_default=True)
 @click.option('--noise-mode', help='Noise inputs of the synthesis network', type=click.Choice(['const', 'random', 'none']), default='const', show_default=True)
 @click.option('--class', 'class_idx', help='Class label (conditional networks; required for them)', type=click.IntRange(min=0))
@@ -144,6 +145,16 @@ def main(**kw):
 
 def check_options(kw) -> None:
     """Cross-option rules (one-line errors naming the flags)."""
+    if kw.get('projected_w') is not None:
+        for flag, name in (('--seeds', 'seeds'), ('--interp', 'interp'), ('--interp-random', 'interp_random'),
+                           ('--reject', 'reject'), ('--class', 'class_idx')):
+            if kw[name] not in (None, False):
+                raise UserError(f'{flag}: cannot be combined with --projected-w')
+        if kw['truncation_psi'] != 1:
+            raise UserError('--trunc: does not apply to --projected-w (the w latents are used as they are)')
+        return
+    if kw['seeds'] is None:
+        raise UserError('--seeds: required (or --projected-w)')
     if kw['interp'] is None:
         for flag, name in (('--space', 'space'), ('--frames', 'frames'), ('--frame-ms', 'frame_ms')):
             if kw[name] is not None:
@@ -163,6 +174,34 @@ def check_options(kw) -> None:
                 raise UserError(f'{flag}: only applies with --reject={method}')
 
 
+def projected_w_files(G, path: str, noise_mode: str, batch_size: int, grid: bool) -> dict:
+    """Images synthesised from the w latents of an npz file: proj00.png ... (or grid.png)."""
+    import numpy as np
+    import torch
+    from stylegan2_softgan import samplers
+    from training.loss import is_style_generator
+    if not is_style_generator(G):
+        raise UserError(f'--projected-w: {type(G).__name__} has no synthesis network taking w latents')
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if 'w' not in data:
+                raise UserError(f'--projected-w: {path} holds no array "w" (it has {", ".join(sorted(data.files))})')
+            ws = data['w']
+    except (OSError, ValueError) as e:
+        raise UserError(f'--projected-w: {path}: not a readable npz file ({e})') from None
+    if ws.ndim != 3 or ws.shape[1:] != (G.num_ws, G.w_dim) or ws.shape[0] == 0 or not np.isfinite(ws).all():
+        raise UserError(f'--projected-w: {path}: "w" has shape {list(ws.shape)}, the network needs finite '
+                        f'[N, {G.num_ws}, {G.w_dim}]')
+    device = next(G.parameters()).device
+    ws = torch.from_numpy(ws.astype(np.float32)).to(device)
+    with torch.no_grad():
+        images = torch.cat([G.synthesis(b, noise_mode=noise_mode) for b in ws.split(batch_size)])
+    pixels = samplers.to_uint8(images)
+    if grid:
+        return {'grid.png': png_bytes(samplers.image_grid(pixels))}
+    return {f'proj{i:02d}.png': png_bytes(im) for i, im in enumerate(pixels)}
+
+
 def run(**kw):
     """Everything but the writing: returns ({file name: bytes}, message to print)."""
     check_options(kw)
@@ -180,6 +219,8 @@ def run(**kw):
         raise UserError(f'--trunc: {type(G).__name__} has no mapping network; only --trunc=1 is possible')
     if kw['space'] == 'w' and not style:
         raise UserError(f'--space=w: {type(G).__name__} has no mapping network (use --space=z)')
+    if kw.get('projected_w') is not None:
+        return projected_w_files(G, kw['projected_w'], kw['noise_mode'], kw['batch_size'], kw['grid']), None
     try:
         c = samplers.class_labels(G.c_dim, kw['class_idx'], 1)
     except ValueError as e:

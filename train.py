@@ -301,6 +301,19 @@ def find_resume(resume: str, outdir: str) -> str:
         raise UserError(f'--resume: {e}') from None
 
 
+def check_transfer(c, snap: dict) -> None:
+    """Transfer learning: the imported generator must fit the training data (checked before the run folder)."""
+    import json
+    kwargs = json.loads(snap['modules']['G_ema']['config'])['init_kwargs']
+    for key in ('img_resolution', 'img_channels', 'c_dim'):
+        if key in c.G_kwargs and kwargs.get(key) != c.G_kwargs[key]:
+            raise UserError(f'--resume: the imported networks have {key}={kwargs.get(key)}, the training data needs '
+                            f'{c.G_kwargs[key]}')
+    for key in ('G', 'D', 'G_ema'):
+        if key not in snap['modules']:
+            raise UserError(f'--resume: the imported file has no {key} (transfer learning needs G, D and G_ema)')
+
+
 # ----------------------------------------------------------------------------
 # Launching: one process, N spawned processes, or torchrun.
 
@@ -411,7 +424,7 @@ def torchrun_env() -> tuple[int, int] | None:
 @click.option('--target', help='ADA target value for --aug=ada', type=click.FloatRange(min=0, max=1))
 @click.option('--augpipe', help='Augmentation pipeline  [default: bgc]', type=click.Choice(list(AUGPIPE_SPECS)))
 # Resume and transfer.
-@click.option('--resume', help='Continue exactly: a snapshot file, a run folder, or "latest" (newest in --outdir)', metavar='PATH')
+@click.option('--resume', help='Continue exactly: a snapshot file, a run folder, or "latest" (newest in --outdir); or transfer learning from NVIDIA\'s networks: a .pkl, URL, or ffhq256|ffhq512|ffhq1024|celebahq256|lsundog256', metavar='PATH')
 @click.option('--freezed', help='Freeze-D: number of frozen discriminator layers', type=click.IntRange(min=0), default=0, show_default=True)
 # Performance.
 @click.option('--fp32', help='Disable mixed precision', type=bool, default=False, show_default=True)
@@ -529,6 +542,10 @@ def resolve_options(**kw):
 
     if kw['resume'] is not None:
         c.resume = find_resume(kw['resume'], kw['outdir'])
+        from torch_utils import checkpoint
+        _snap = checkpoint.load_snapshot(c.resume)
+        if 'state' not in _snap:      # NVIDIA's networks: transfer learning
+            check_transfer(c, _snap)
         desc += '-resume'
 
     metrics = kw['metrics']

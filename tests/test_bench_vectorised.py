@@ -135,3 +135,24 @@ def test_command_stacks_seeds_checkpoints_and_reuses(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(args)
     assert '4 runs (4 already stored' in capsys.readouterr().out
+
+
+def test_standard_protocol_is_pacgans_released_configuration():
+    cfg = protocols.make_run_config('grid25', 'ns', 0, 'standard')
+    assert cfg.steps == 400_000 and cfg.batch == 100 and cfg.train_size == 100_000 and cfg.num_eval == 2500
+    assert cfg.G_kwargs.z_dim == 2 and cfg.G_kwargs.hidden_features == 400 and cfg.G_kwargs.num_layers == 4
+    assert cfg.G_kwargs.batchnorm is True
+    assert (cfg.D_kwargs.activation, cfg.D_kwargs.hidden_features, cfg.D_kwargs.num_layers,
+            cfg.D_kwargs.maxout_pieces) == ('maxout', 200, 3, 5)
+    assert cfg.G_opt == cfg.D_opt == {'class_name': 'torch.optim.Adam', 'lr': 1e-4, 'betas': [0.8, 0.999]}
+    assert cfg.init == {'weight_std': 0.02, 'bn_momentum': 0.05}
+    seed_run = runner.SeedRun(cfg)
+    linears = [m for net in (seed_run.G, seed_run.D) for m in net.modules() if isinstance(m, torch.nn.Linear)]
+    weights = torch.cat([m.weight.flatten() for m in linears])
+    assert abs(float(weights.std()) - 0.02) < 0.0005 and abs(float(weights.mean())) < 0.0005
+    assert all(float(m.bias.abs().max()) == 0 for m in linears)
+    assert all(m.momentum == 0.05 for m in seed_run.G.modules() if isinstance(m, torch.nn.BatchNorm1d))
+    with pytest.raises(ValueError, match='2-D setting'):
+        protocols.make_run_config('stacked-quarter', 'ns', 0, 'standard')
+    with pytest.raises(ValueError, match='unknown initialisation'):
+        runner.initialise(seed_run.G, {'weight_sd': 0.1})

@@ -336,3 +336,102 @@ def run_script(*args):
     except SystemExit as e:
         return e.code
     return None
+
+
+# ----------------------------------------------------------------------------
+# train.py --resume from NVIDIA's networks: transfer learning.
+
+TINY_TRAIN = ['--data=builtin:digits8', '--cfg=digits', '--cbase=64', '--cmax=16', '--map=1', '--batch=16',
+              '--metrics=none', '--workers=0', '--kimg=0.064', '--tick=0.064', '--snap=1']
+
+
+def digits_nets(channels=1, seed=0):
+    torch.manual_seed(seed)
+    G = networks.Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=8, img_channels=channels,
+                           mapping_kwargs=dict(num_layers=1), synthesis_kwargs=dict(channel_base=64, channel_max=16))
+    D = networks.Discriminator(c_dim=0, img_resolution=8, img_channels=channels, channel_base=64, channel_max=16,
+                               epilogue_kwargs=dict(mbstd_group_size=4))
+    pipe = augment.AugmentPipe(xflip=1, rotate90=1, xint=1)
+    pipe.p.fill_(0.3)
+    return G, D, pipe
+
+
+def test_resume_from_nvidia_pickle_is_transfer_learning(tmp_path):
+    import train as train_script
+    from training import training_loop
+    G, D, pipe = digits_nets()
+    src = write(tmp_path, {'G': module_record(G), 'D': module_record(D), 'G_ema': module_record(G),
+                           'augment_pipe': module_record(pipe)})
+    ctx = train_script.main.make_context('train.py', [*TINY_TRAIN, '--aug=ada', f'--resume={src}'])
+    desc, c = train_script.resolve_options(**ctx.params)
+    assert c.resume == src
+    run_dir = tmp_path / 'run'
+    run_dir.mkdir()
+    c = dict(c, image_snapshot_ticks=None)
+    training_loop.training_loop(run_dir=str(run_dir), rank=0, **c)
+    log = (run_dir / 'log.txt').read_text()
+    assert log.count('Transfer learning from') == 1 and 'optimisers, counters and random state start fresh' in log
+    snaps = checkpoint.list_snapshots(str(run_dir))
+    assert [checkpoint.snapshot_nimg(p) for p in snaps] == [64]    # counters started at zero
+    snap = checkpoint.load_snapshot(snaps[-1], require_state=True)
+    assert snap['state']['cur_nimg'] == 64 and snap['state']['batch_idx'] == 4
+    # p from the file (ADA moves it by at most 64 / 500k); weights are the file's, nudged by 4 steps.
+    assert abs(float(snap['modules']['augment_pipe']['state_dict']['p']) - 0.3) < 1e-3
+    for key, net in (('D', D), ('G_ema', G)):
+        for name, ref in net.state_dict().items():
+            got = snap['modules'][key]['state_dict'][name]
+            if ref.is_floating_point() and ref.numel() > 8 and name.endswith('weight'):
+                cos = torch.nn.functional.cosine_similarity(got.flatten(), ref.flatten(), dim=0)
+                assert cos > 0.9, (key, name, float(cos))
+
+
+def test_resume_from_nvidia_pickle_that_does_not_fit_the_data_is_refused(tmp_path):
+    import train as train_script
+    from dnnlib.cli import UserError
+    G, D, pipe = digits_nets(channels=3)
+    src = write(tmp_path, {'G': module_record(G), 'D': module_record(D), 'G_ema': module_record(G)})
+    ctx = train_script.main.make_context('train.py', [*TINY_TRAIN, '--aug=noaug', f'--resume={src}'])
+    with pytest.raises(UserError, match=r'--resume: the imported networks have img_channels=3, the training data needs 1'):
+        train_script.resolve_options(**ctx.params)
+    G, _, _ = digits_nets()
+    src = write(tmp_path, {'G_ema': module_record(G)}, 'onlyG.pkl')
+    ctx = train_script.main.make_context('train.py', [*TINY_TRAIN, '--aug=noaug', f'--resume={src}'])
+    with pytest.raises(UserError, match=r'--resume: the imported file has no G \(transfer learning needs G, D and G_ema\)'):
+        train_script.resolve_options(**ctx.params)
+
+
+# ----------------------------------------------------------------------------
+# generate.py and calc_metrics.py take NVIDIA's pickles.
+
+
+def test_generate_and_calc_metrics_accept_nvidia_pickles(tmp_path):
+    import io as _io
+    import zipfile
+
+    import PIL.Image
+    from click.testing import CliRunner
+
+    import calc_metrics
+    import generate
+    from test_metrics_pipeline import make_detector_dir
+    path = shared_pickle('sg2ada-cond-32')
+    res = CliRunner().invoke(generate.main, [f'--network={path}', '--seeds=0-2', '--class=1', f'--outdir={tmp_path / "g"}'])
+    assert res.exit_code == 0, res.output
+    assert sorted(os.listdir(tmp_path / 'g')) == ['seed0000.png', 'seed0001.png', 'seed0002.png']
+    assert PIL.Image.open(tmp_path / 'g' / 'seed0000.png').size == (32, 32)
+
+    path = shared_pickle('sg3-uncond-32')
+    rng = np.random.default_rng(0)
+    data = tmp_path / 'data.zip'
+    with zipfile.ZipFile(data, 'w') as zf:
+        for i in range(24):
+            buf = _io.BytesIO()
+            PIL.Image.fromarray((rng.random([32, 32, 3]) * 255).astype(np.uint8), 'RGB').save(buf, format='png')
+            zf.writestr(f'img{i:05d}.png', buf.getvalue())
+    res = CliRunner().invoke(calc_metrics.calc_metrics, [
+        f'--network={path}', '--metrics=fid50k_full', f'--data={data}', '--num-gen=16', '--no-download', '--quiet',
+        '--device=cpu', f'--cache-dir={tmp_path / "stats"}', f'--detector-dir={make_detector_dir(tmp_path / "det")}'])
+    assert res.exit_code == 0, res.output
+    import json
+    line = [json.loads(x) for x in res.output.splitlines() if x.startswith('{')][0]
+    assert len(line['results']) == 1 and list(line['results'].values())[0] > 0 and line['num_gen'] == 16

@@ -114,6 +114,17 @@ def _python_state_from_data(d: dict):
 # ----------------------------------------------------------------------------
 
 
+def _transfer_snapshot(snap: dict, augment_kwargs: dict | None) -> dict:
+    """The networks of a file without training state, for a new run: the augmentation pipe is this run's
+    own (its options may differ) and only its probability p is taken from the file ('augment_p')."""
+    modules = {k: v for k, v in snap['modules'].items() if k in ('G', 'D', 'G_ema')}
+    out = dict(snap, modules=modules)
+    packed_pipe = snap['modules'].get('augment_pipe')
+    if augment_kwargs is not None and packed_pipe is not None and 'p' in packed_pipe['state_dict']:
+        out['augment_p'] = float(packed_pipe['state_dict']['p'])
+    return out
+
+
 def build_components(G_kwargs: dict, D_kwargs: dict, augment_kwargs: dict | None, augment_p: float, loss_kwargs: dict,
                      G_opt_kwargs: dict, D_opt_kwargs: dict, device: torch.device, num_gpus: int = 1,
                      packed_modules: dict | None = None, real_source=None) -> dnnlib.EasyDict:
@@ -210,13 +221,21 @@ def training_loop(
 
     # Resume state (read before building anything so the architecture comes from the snapshot).
     resume_snap = None
+    transfer = False
     if resume is not None:
         resume_snap = checkpoint.load_snapshot(resume)
-        log.info(f'Resuming from "{resume}"')
+        transfer = resume_snap.get('state') is None     # NVIDIA's networks: no training state in the file
+        if transfer:
+            log.info(f'Transfer learning from "{resume}": G, D, G_ema and the augmentation p come from the file; '
+                     f'optimisers, counters and random state start fresh')
+            resume_snap = _transfer_snapshot(resume_snap, augment_kwargs)
+            augment_p = resume_snap.pop('augment_p', augment_p)
+        else:
+            log.info(f'Resuming from "{resume}"')
 
     # Data.
     training_set = dataset_lib.open_dataset(training_set_kwargs)
-    cur_nimg = int(resume_snap['state']['cur_nimg']) if resume_snap is not None else 0
+    cur_nimg = int(resume_snap['state']['cur_nimg']) if resume_snap is not None and not transfer else 0
     sampler = misc.InfiniteSampler(training_set, rank=rank, num_replicas=num_gpus, seed=random_seed,
                                    start=cur_nimg, block_size=batch_per_rank)
     loader_kwargs = dict(data_loader_kwargs or {})
@@ -248,7 +267,7 @@ def training_loop(
     # Counters and exact state.
     batch_idx = 0
     cur_tick = 0
-    if resume_snap is not None:
+    if resume_snap is not None and not transfer:
         st = resume_snap['state']
         batch_idx = int(st['batch_idx'])
         cur_tick = int(st['cur_tick'])

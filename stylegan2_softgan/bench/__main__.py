@@ -196,8 +196,9 @@ def _record_command(outdir: str, command: str) -> None:
 @click.command(cls=OneLineErrors, context_settings=dict(help_option_names=['-h', '--help']))
 @click.option('--suite', type=CommaSeparatedList(), default='2d', show_default=True,
               help='2d, stacked, digits, or all (comma-separated)')
-@click.option('--protocol', type=click.Choice(['quick', 'full']), default='quick', show_default=True,
-              help='quick: small nets, minutes per run on a CPU; full: the published setups')
+@click.option('--protocol', type=click.Choice(['quick', 'standard', 'full']), default='quick', show_default=True,
+              help="quick: small nets, minutes per run on a CPU; standard: PacGAN's released 2-D configuration "
+                   "(the calibration); full: the published setups")
 @click.option('--objectives', type=CommaSeparatedList(), default='ns,soft,far,swgan,wgan-gp,hinge,ms',
               show_default=True, help='registered --loss names')
 @click.option('--seeds', type=click.IntRange(min=1), default=5, show_default=True, help='runs per objective: seeds 0..N-1')

@@ -8,6 +8,12 @@
 The standard deviation is the sample standard deviation over seeds (ddof = 1); a score that is undefined
 for some seeds (reverse KL with no high-quality sample) is averaged over the seeds where it is defined and
 the count is shown.
+
+Single evaluations of the mode count move by several modes between neighbouring curve points, so each
+data set also gets a late-training table: per seed, the mean of the mode count over the last
+`LATE_POINTS` curve points (the final point included); over seeds, mean ± sample std and a 95 % interval
+for the mean (Student t with n − 1 degrees of freedom); each objective against `ns` with Welch's t test
+(scipy.stats.ttest_ind, equal_var=False, two-sided).
 """
 
 from __future__ import annotations
@@ -17,8 +23,10 @@ import json
 import os
 import platform
 import time
+import warnings
 
 import numpy as np
+import scipy.stats
 
 import dnnlib
 
@@ -56,6 +64,14 @@ ANCHORS = {
         ('PacDCGAN4', '667 / 1.81', 'PacGAN T3'),
     ]),
 }
+
+# R3GAN (Huang et al., NeurIPS 2024, Table 3): StackedMNIST in its own setup (not PacGAN's networks).
+R3GAN_STACKED = [('R3GAN', '1000 / 0.029', "R3GAN T3 (own setup)"), ('StyleGAN2', '940 / 0.42', "R3GAN T3 (own setup)")]
+ANCHORS['stacked-full'][1].extend(R3GAN_STACKED)
+ANCHORS['stacked-quarter'][1].extend(R3GAN_STACKED)
+
+LATE_POINTS = 5          # curve points averaged for the late-training mode count
+BASELINE = 'ns'          # every objective is compared with this one
 
 # Columns per kind of data set: (header, key in final scores, scale, decimals).
 _COLUMNS = {
@@ -99,6 +115,75 @@ def format_cell(values, scale: float = 1.0, decimals: int = 2) -> str:
     if count < len(values):
         text += f' ({count}/{len(values)})'
     return text
+
+
+def late_mean(curve: list[dict], key: str, points: int = LATE_POINTS) -> float | None:
+    """Mean of `key` over the last `points` curve points that define it (None if none does)."""
+    vals = [p[key] for p in sorted(curve, key=lambda p: p['step']) if p.get(key) is not None][-points:]
+    return float(np.mean(vals)) if vals else None
+
+
+def interval95(values) -> tuple[float, float] | None:
+    """95 % interval for the mean of the values (Student t, n − 1 degrees of freedom); None for n < 2."""
+    vals = np.asarray(values, dtype=np.float64)
+    if vals.size < 2:
+        return None
+    half = float(scipy.stats.t.ppf(0.975, vals.size - 1) * vals.std(ddof=1) / np.sqrt(vals.size))
+    return float(vals.mean()) - half, float(vals.mean()) + half
+
+
+def welch(a, b) -> tuple[float, float] | None:
+    """(t, two-sided p) of Welch's test of mean(a) = mean(b); None when a side has fewer than 2 values or
+    both have no spread."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.size < 2 or b.size < 2 or (a.std() == 0 and b.std() == 0):
+        return None
+    with warnings.catch_warnings():       # near-identical samples: scipy warns of precision loss
+        warnings.simplefilter('ignore', RuntimeWarning)
+        res = scipy.stats.ttest_ind(a, b, equal_var=False)
+    return float(res.statistic), float(res.pvalue)
+
+
+_LATE_KEYS = {'mixture': ('modes_captured', 'hq_fraction'), 'stacked': ('modes_covered', 'kl_to_uniform')}
+
+
+def make_late_table(dataset: str, objs: dict) -> list[str]:
+    """The late-training table (see the module docstring); empty for data sets without modes."""
+    kind = dataset_kind(dataset)
+    if kind not in _LATE_KEYS:
+        return []
+    modes_key, second_key = _LATE_KEYS[kind]
+    second = 'high quality %' if kind == 'mixture' else 'KL to uniform'
+    scale = 100 if kind == 'mixture' else 1
+    late = {obj: [late_mean(r['curve'], modes_key) for r in runs] for obj, runs in objs.items()}
+    num_curve = next(iter(objs.values()))[0]['config']['num_curve']
+    lines = [f'Late training (per seed the mean over the last {LATE_POINTS} curve points, each scoring '
+             f'{num_curve:,} samples; mean ± std over seeds, 95 % interval of the mean, Welch\'s t test against '
+             f'`{BASELINE}`):', '',
+             f'| objective | modes, late mean | 95 % interval | {second}, late mean | vs {BASELINE}: t | p | seeds |',
+             '| --- | --- | --- | --- | --- | --- | --- |']
+    base = [v for v in late.get(BASELINE, []) if v is not None]
+    for obj in _objective_order(objs):
+        vals = [v for v in late[obj] if v is not None]
+        ci = interval95(vals)
+        ci_text = '–' if ci is None else f'{ci[0]:.1f} – {ci[1]:.1f}'
+        sec = format_cell([None if late_mean(r['curve'], second_key) is None else late_mean(r['curve'], second_key)
+                           for r in objs[obj]], scale, 1 if kind == 'mixture' else 2)
+        test = None if obj == BASELINE else welch(vals, base)
+        t_text, p_text = ('–', '–') if test is None else (f'{test[0]:+.2f}', f'{test[1]:.3f}')
+        lines.append(f'| {obj} | {format_cell(vals, 1, 1)} | {ci_text} | {sec} | {t_text} | {p_text} | {len(vals)} |')
+    return lines
+
+
+def environments(results: list[dict]) -> list[str]:
+    """The machines and torch versions the stored runs name (runs stored before this was recorded: 'unrecorded')."""
+    seen: dict = {}
+    for r in results:
+        env = r.get('environment')
+        key = 'unrecorded (stored before runs named their machine)' if env is None else \
+            f'{env["machine"]}, {env["cpu_count"]} CPU cores, torch {env["torch"]}, Python {env["python"]}'
+        seen[key] = seen.get(key, 0) + 1
+    return [f'{k}: {n} runs' for k, n in sorted(seen.items())]
 
 
 def _group(results: list[dict]) -> dict:
@@ -197,12 +282,21 @@ def write_report(outdir: str, protocol: str | None = None, commands: list[str] |
     lines += [f'Report written {time.strftime("%Y-%m-%d")} on {platform.machine()} with {os.cpu_count()} CPU cores; '
               f'torch threads per run: {", ".join(map(str, threads))}. Run times are wall-clock seconds of training '
               f'(evaluation excluded) and depend on the load of the machine.', '']
+    if results:
+        lines += ['Machines and torch of the stored runs: ' + '; '.join(environments(results)) + '. A run is a '
+                  'function of its configuration on one machine and torch build; re-running elsewhere (another '
+                  'CPU, torch build or thread count), or with the seeds stacked (`--vectorise`, the default for '
+                  'objectives with per-sample terms), may differ in the last digits and, through them, by a few '
+                  'modes on single evaluations.', '']
     if not groups:
         lines += ['No runs stored yet.', '']
     for (proto, dataset) in sorted(groups, key=lambda k: (k[0], _dataset_order(k[1]))):
         objs = groups[(proto, dataset)]
         lines += [f'## {dataset} ({proto} protocol)', '', _setup_line(objs) + '.', '']
         lines += make_table(dataset, objs, _reference(outdir, proto, dataset)) + ['']
+        late = make_late_table(dataset, objs)
+        if late:
+            lines += late + ['']
         if dataset_kind(dataset) in ('mixture', 'stacked'):
             lines += ['*real data*: the same number of samples drawn from the true distribution, scored the same '
                       'way (the best a generator can do at this sample size' +

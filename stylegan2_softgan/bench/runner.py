@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import platform
 import random
 import time
 
@@ -31,6 +32,12 @@ from training.phases import StepRunner
 
 RESULT_FORMAT = 'ganmc-bench-run'
 RESULT_VERSION = 1
+
+def environment() -> dict:
+    """The machine and software a result was computed with (stored beside it, not part of its config)."""
+    return dict(machine=platform.machine(), processor=platform.processor(), cpu_count=os.cpu_count(),
+                torch=torch.__version__, python=platform.python_version(), numpy=np.__version__)
+
 
 # ----------------------------------------------------------------------------
 # Seeding.
@@ -224,9 +231,28 @@ class EvaluatorDigits:
 # The run.
 
 
+def initialise(module: torch.nn.Module, init: dict) -> None:
+    """A protocol's own initialisation (PacGAN's released 2-D code): every Linear weight from N(0, std²) and
+    its bias 0, drawn from the global stream in module order; BatchNorm running-statistics momentum."""
+    unknown = set(init) - {'weight_std', 'bn_momentum'}
+    if unknown:
+        raise ValueError(f'unknown initialisation settings {sorted(unknown)}')
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, torch.nn.Linear) and 'weight_std' in init:
+                m.weight.normal_(0.0, float(init['weight_std']))
+                if m.bias is not None:
+                    m.bias.zero_()
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and 'bn_momentum' in init:
+                m.momentum = float(init['bn_momentum'])
+
+
 def build_loss_and_nets(cfg, real_source, device):
     G = dnnlib.util.construct_class_by_name(**cfg.G_kwargs).train().requires_grad_(False).to(device)
     D = dnnlib.util.construct_class_by_name(**cfg.D_kwargs).train().requires_grad_(False).to(device)
+    if cfg.get('init'):
+        initialise(G, cfg.init)
+        initialise(D, cfg.init)
     loss = dnnlib.util.construct_class_by_name(device=device, G=G, D=D, real_source=real_source, **cfg.loss_kwargs)
     return G, D, loss
 
@@ -299,6 +325,7 @@ class SeedRun:
             final['first_step_all_digits'] = scoring.first_iteration_all_present(self.curve)
         final_time = time.time() - t0
         result = dict(format=RESULT_FORMAT, version=RESULT_VERSION, config=dict(cfg), final=final, curve=self.curve,
+                      environment=environment(),
                       timing=dict(train_s=train_time, curve_eval_s=self.eval_time, final_eval_s=final_time,
                                   total_s=time.time() - self.t_start, d_steps=d_steps, g_steps=g_steps,
                                   threads=torch.get_num_threads(), **timing))

@@ -1,0 +1,68 @@
+"""The late-training statistics of the benchmark report: late mean, 95 % interval and Welch's test against
+independent computations, and the table they make."""
+
+import math
+
+import numpy as np
+import pytest
+
+from stylegan2_softgan.bench import report
+
+
+def test_late_mean_uses_the_last_points_that_define_the_key():
+    curve = [dict(step=s, modes_captured=m) for s, m in [(0, 1), (500, 9), (1000, 5), (1500, 7), (2000, None),
+                                                         (2500, 8), (3000, 6), (3500, 4)]]
+    curve = curve[::-1]                                   # order of the list does not matter, steps do
+    assert report.late_mean(curve, 'modes_captured', points=5) == pytest.approx((5 + 7 + 8 + 6 + 4) / 5)
+    assert report.late_mean(curve, 'modes_captured', points=2) == pytest.approx(5.0)
+    assert report.late_mean(curve, 'absent') is None
+
+
+def test_interval_and_welch_against_hand_formulas():
+    a = [21.0, 22.4, 19.8, 23.1, 20.6]
+    b = [18.2, 19.9, 17.5, 20.3]
+    n, m = len(a), len(b)
+    ma, mb = sum(a) / n, sum(b) / m
+    va = sum((x - ma) ** 2 for x in a) / (n - 1)
+    vb = sum((x - mb) ** 2 for x in b) / (m - 1)
+    lo, hi = report.interval95(a)
+    half = 2.7764451051977987 * math.sqrt(va / n)          # t_{0.975, 4}
+    assert lo == pytest.approx(ma - half, rel=1e-12) and hi == pytest.approx(ma + half, rel=1e-12)
+    t, p = report.welch(a, b)
+    t_hand = (ma - mb) / math.sqrt(va / n + vb / m)
+    dof = (va / n + vb / m) ** 2 / ((va / n) ** 2 / (n - 1) + (vb / m) ** 2 / (m - 1))
+    assert t == pytest.approx(t_hand, rel=1e-12)
+    # Two-sided p from the t distribution's tail, integrated numerically (independent of scipy's test).
+    xs = np.linspace(abs(t_hand), 60.0, 400001)
+    dens = math.gamma((dof + 1) / 2) / (math.sqrt(dof * math.pi) * math.gamma(dof / 2)) * (1 + xs ** 2 / dof) ** (-(dof + 1) / 2)
+    tail = float(np.sum((dens[1:] + dens[:-1]) / 2 * np.diff(xs)))
+    assert p == pytest.approx(2 * tail, rel=1e-4)
+    assert report.interval95([3.0]) is None and report.welch([1.0], b) is None
+    assert report.welch([2.0, 2.0], [2.0, 2.0]) is None
+
+
+def _run(obj, seed, modes, hq=0.5):
+    curve = [dict(step=500 * k, modes_captured=v, hq_fraction=hq) for k, v in enumerate(modes)]
+    return dict(config=dict(objective=obj, seed=seed, num_curve=2500), curve=curve, final={}, timing={})
+
+
+def test_late_table_rows_and_the_baseline_test():
+    objs = {'ns': [_run('ns', s, [0, 10, 12, 14 + s, 13, 15, 14]) for s in range(3)],
+            'soft': [_run('soft', s, [0, 20, 22, 24, 23 + s, 25, 24]) for s in range(3)]}
+    lines = report.make_late_table('grid25', objs)
+    assert lines[0].startswith('Late training') and '2,500 samples' in lines[0]
+    ns_row = next(line for line in lines if line.startswith('| ns |'))
+    soft_row = next(line for line in lines if line.startswith('| soft |'))
+    ns_late = [np.mean([14 + s, 13, 15, 14, 12][:5]) for s in range(3)]
+    assert f'{np.mean(ns_late):.1f} ± {np.std(ns_late, ddof=1):.1f}' in ns_row
+    soft_late = [np.mean([22, 24, 23 + s, 25, 24]) for s in range(3)]
+    t, p = report.welch(soft_late, ns_late)
+    assert f'{t:+.2f}' in soft_row and f'{p:.3f}' in soft_row
+    assert report.make_late_table('swissroll', objs) == []
+
+
+def test_environments_name_machines_and_unrecorded_runs():
+    runs = [dict(environment=dict(machine='x86_64', cpu_count=2, torch='2.13.0+cpu', python='3.11.7')), dict()]
+    lines = report.environments(runs)
+    assert 'x86_64, 2 CPU cores, torch 2.13.0+cpu, Python 3.11.7: 1 runs' in lines
+    assert any(line.startswith('unrecorded') for line in lines)
