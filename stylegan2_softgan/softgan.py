@@ -119,8 +119,10 @@ class SoftGANLoss(LogitLoss):
         return logits.sign()
 
 
+# The default schedule is spelled out, so that stored benchmark runs of 'soft' name the schedule that made them.
 register_loss('soft', 'stylegan2_softgan.softgan.SoftGANLoss',
-              'SoftGAN: fuzzy coverage + β·entropy, β driven by batch EMD; StyleGAN2 regularisers kept')
+              'SoftGAN: fuzzy coverage + β·entropy, β driven by batch EMD (floor: mean of 16 real pairs); '
+              'StyleGAN2 regularisers kept', beta_floor='real', beta_floor_pairs=DEFAULT_FLOOR_PAIRS)
 
 # The authors' released toy algorithm, and the β-schedule variants the default was chosen from
 # (docs/benchmarks/beta_schedule.md); each spells out every schedule input so that its stored benchmark
