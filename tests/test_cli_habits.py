@@ -344,6 +344,14 @@ def test_snapshot_names_and_order():
     assert checkpoint.snapshot_nimg('/x/network-snapshot-000010.pt') == 10000
 
 
+def test_a_short_last_tick_does_not_overwrite_the_previous_snapshot():
+    names = run_logging.ExactKimgNames(kimg_per_tick=1)          # --kimg=2.5, batch 16: ticks end at 1008, 2016, 2500
+    got = [checkpoint.snapshot_name(n, names.exact(n)) for n in (1008, 2016, 2500)]
+    assert got == ['network-snapshot-000001.pt', 'network-snapshot-000002.pt', 'network-snapshot-000002.500.pt']
+    short = run_logging.ExactKimgNames(kimg_per_tick=0.5)        # ticks under 1 kimg: always exact
+    assert [short.exact(n) for n in (512, 1024, 1536)] == [True, True, True]
+
+
 def test_run_folder_means_its_newest_snapshot(run_folder):
     assert [os.path.basename(p) for p in checkpoint.list_snapshots(str(run_folder))] == \
         ['network-snapshot-000000.500.pt', 'network-snapshot-000004.pt', 'network-snapshot-000004.512.pt']

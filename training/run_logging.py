@@ -108,6 +108,22 @@ def loss_fields(collector) -> list[str]:
     return fields
 
 
+class ExactKimgNames:
+    """Whether the next file of one kind (image grid, snapshot) needs the exact kimg in its name: stylegan2-ada's
+    whole kimg normally, the exact one when ticks are shorter than 1 kimg or when a short last tick would repeat
+    the previous file's whole kimg (--kimg=2.5 with 1-kimg ticks: 000001, 000002, 000002.500)."""
+
+    def __init__(self, kimg_per_tick: float):
+        self.always = kimg_per_tick < 1
+        self.last_whole = None
+
+    def exact(self, nimg: int) -> bool:
+        whole = int(nimg) // 1000
+        repeat = whole == self.last_whole
+        self.last_whole = whole
+        return self.always or repeat
+
+
 class TickProgress:
     """Rank 0's progress between two tick lines: a tqdm bar over the tick's images (terminal only, on
     stderr, gone when the tick line prints) and, once, a console line with the measured speed and the

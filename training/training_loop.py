@@ -31,8 +31,8 @@ from torch_utils import checkpoint, misc, training_stats
 from training import dataset as dataset_lib
 from training.ada import AdaController
 from training.phases import StepRunner, update_ema
-from training.run_logging import (RunLogger, TickProgress, describe_run, device_description, grid_shape, loss_fields,
-                                  save_image_grid, write_plots)
+from training.run_logging import (ExactKimgNames, RunLogger, TickProgress, describe_run, device_description, grid_shape,
+                                  loss_fields, save_image_grid, write_plots)
 
 # ----------------------------------------------------------------------------
 # Small pieces.
@@ -295,7 +295,7 @@ def training_loop(
 
     stats_collector = training_stats.Collector(regex='.*')
     loss_collector = training_stats.Collector(regex='Loss/.*')      # closed at each tick line
-    exact_names = kimg_per_tick < 1     # ticks under 1 kimg: names carry the exact kimg, else they would repeat
+    grid_names, snapshot_names = ExactKimgNames(kimg_per_tick), ExactKimgNames(kimg_per_tick)
     total_nimg = int(total_kimg * 1000)
     progress = TickProgress(log, total_nimg, enabled=(rank == 0))
     progress.start_tick(cur_tick, cur_nimg, cur_nimg + kimg_per_tick * 1000)
@@ -371,7 +371,7 @@ def training_loop(
         if rank == 0 and image_snapshot_ticks is not None and (done or cur_tick % image_snapshot_ticks == 0):
             with torch.random.fork_rng(devices=[device] if device.type == 'cuda' else []):
                 images = _generate_grid(G_ema, grid_z, grid_c)
-            save_image_grid(images, os.path.join(run_dir, f'fakes{dnnlib.util.kimg_tag(cur_nimg, exact_names)}.png'), drange=(-1, 1),
+            save_image_grid(images, os.path.join(run_dir, f'fakes{dnnlib.util.kimg_tag(cur_nimg, grid_names.exact(cur_nimg))}.png'), drange=(-1, 1),
                             grid_size=grid_size)
 
         # Network snapshot (a collective: every rank takes part in closing the ADA interval).
@@ -387,7 +387,7 @@ def training_loop(
                 'ada': ada.state_dict() if ada is not None else None,
                 'rng': _gather_rng_states(capture_rng_state(latent_gen), num_gpus),
             }
-            snapshot_path = os.path.join(run_dir, checkpoint.snapshot_name(cur_nimg, exact_names))
+            snapshot_path = os.path.join(run_dir, checkpoint.snapshot_name(cur_nimg, snapshot_names.exact(cur_nimg)))
             if rank == 0:
                 meta = dict(training_set_kwargs=training_set_kwargs, cur_nimg=cur_nimg,
                             options=options_for_meta or {}, torch_version=torch.__version__)
