@@ -278,6 +278,28 @@ class LogitLoss(Loss):
         training_stats.report(f'Loss/{name}_penalty', penalty)
         return penalty
 
+    def penalty_term(self, kind: str, logits: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        """The batch mean of γ/2·‖∇_x D‖²: R1 ('r1', reals, γ = r1_gamma) or R2 ('r2', generated, r2_gamma);
+        reports the weighted per-input values as Loss/D/reg (R1) or Loss/D/reg2 (R2)."""
+        gamma = self.r1_gamma if kind == 'r1' else self.r2_gamma
+        weighted = self.input_gradient_penalty(logits, inputs, kind) * (gamma / 2)
+        training_stats.report('Loss/D/reg' if kind == 'r1' else 'Loss/D/reg2', weighted)
+        return weighted.mean()
+
+    def side_terms(self, side: str, logits, inputs, do_main: bool, do_penalty: bool):
+        """(scalar loss, per-sample main term) of one side ('real' or 'fake') of an unpaired discriminator
+        step: the main term with its entropy bonus, and R1 (reals) or R2 (generated) when due. Means are
+        taken per term: with a packing discriminator there are fewer logits than images."""
+        loss = 0.0
+        main = torch.zeros_like(logits)
+        if do_main:
+            term = self.loss_D_real(logits) if side == 'real' else self.loss_D_gen(logits)
+            main = term + self.entropy_bonus(logits, side)
+            loss = loss + main.mean()
+        if do_penalty:
+            loss = loss + self.penalty_term('r1' if side == 'real' else 'r2', logits, inputs)
+        return loss, main
+
     def accumulate_D_paired(self, real_img, real_c, gen_z, gen_c, gain, do_Dr1=False, do_Dr2=False):
         """Main terms of a paired objective with its entropy bonus and the penalties that are due; returns
         the generated images."""
@@ -298,13 +320,9 @@ class LogitLoss(Loss):
             training_stats.report('Loss/D/loss', loss_D)
             loss = loss_D.mean()
             if do_Dr1:
-                loss_Dr1 = self.input_gradient_penalty(real_logits, real_tmp, 'r1') * (self.r1_gamma / 2)
-                training_stats.report('Loss/D/reg', loss_Dr1)
-                loss = loss + loss_Dr1.mean()
+                loss = loss + self.penalty_term('r1', real_logits, real_tmp)
             if do_Dr2:
-                loss_Dr2 = self.input_gradient_penalty(gen_logits, gen_tmp, 'r2') * (self.r2_gamma / 2)
-                training_stats.report('Loss/D/reg2', loss_Dr2)
-                loss = loss + loss_Dr2.mean()
+                loss = loss + self.penalty_term('r2', gen_logits, gen_tmp)
         with torch.autograd.profiler.record_function('Dpaired_backward'):
             loss.mul(gain).backward()
         return gen_img
@@ -345,15 +363,7 @@ class LogitLoss(Loss):
                 gen_img, _ = self.run_G(gen_z, gen_c, update_emas=do_Dmain)
             gen_tmp = gen_img.detach().requires_grad_(True) if do_Dr2 else gen_img
             gen_logits = self.run_D(gen_tmp, gen_c)
-            loss = 0.0
-            loss_Dgen = torch.zeros_like(gen_logits)
-            if do_Dmain:
-                loss_Dgen = self.loss_D_gen(gen_logits) + self.entropy_bonus(gen_logits, 'fake')
-                loss = loss + loss_Dgen.mean()
-            if do_Dr2:
-                loss_Dr2 = self.input_gradient_penalty(gen_logits, gen_tmp, 'r2') * (self.r2_gamma / 2)
-                training_stats.report('Loss/D/reg2', loss_Dr2)
-                loss = loss + loss_Dr2.mean()
+            loss, loss_Dgen = self.side_terms('fake', gen_logits, gen_tmp, do_Dmain, do_Dr2)
         with torch.autograd.profiler.record_function(name + '_backward'):
             loss.mul(gain).backward()
         return loss_Dgen.detach(), gen_img
@@ -368,16 +378,7 @@ class LogitLoss(Loss):
             real_logits = self.run_D(real_img_tmp, real_c)
             training_stats.report('Loss/scores/real', real_logits)
             training_stats.report('Loss/signs/real', self.logit_signs(real_logits))
-            # Means are taken per term: with a packing discriminator there are fewer logits than images.
-            loss = 0.0
-            loss_Dreal = torch.zeros_like(real_logits)
-            if do_Dmain:
-                loss_Dreal = self.loss_D_real(real_logits) + self.entropy_bonus(real_logits, 'real')
-                loss = loss + loss_Dreal.mean()
-            if do_Dr1:
-                loss_Dr1 = self.input_gradient_penalty(real_logits, real_img_tmp, 'r1') * (self.r1_gamma / 2)
-                training_stats.report('Loss/D/reg', loss_Dr1)
-                loss = loss + loss_Dr1.mean()
+            loss, loss_Dreal = self.side_terms('real', real_logits, real_img_tmp, do_Dmain, do_Dr1)
         with torch.autograd.profiler.record_function(name + '_backward'):
             loss.mul(gain).backward()
         return loss_Dreal.detach()

@@ -144,7 +144,7 @@ class StackedSchedules:
 # The LogitLoss methods whose per-sample (or per-pair) form makes a loss stackable when not overridden.
 _PER_SAMPLE_METHODS = ('accumulate_gradients', 'accumulate_G_main', 'generator_loss', 'paired_generator_loss',
                        'accumulate_D_gen', 'accumulate_D_real', 'accumulate_D_paired', 'accumulate_D_extra',
-                       'entropy_bonus', 'run_G', 'run_D')
+                       'side_terms', 'entropy_bonus', 'run_G', 'run_D')
 
 
 def check_stackable(loss) -> None:
