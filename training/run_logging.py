@@ -218,7 +218,7 @@ PLOT_GROUPS = {
     ]),
     'plot-beta-emd.png': ('SoftGAN β and batch EMD', [
         ('β (softening)', [('Loss/beta', 'β')]),
-        ('batch EMD (pixels)', [('Loss/emd', 'EMD, fakes vs reals'), ('Loss/emd_smooth', 'EMD, moving average'),
+        ('batch EMD (pixel space)', [('Loss/emd', 'EMD, fakes vs reals'), ('Loss/emd_smooth', 'EMD, moving average'),
                                 ('Loss/emd_floor', 'EMD floor, reals vs reals')]),
     ]),
     'plot-augment.png': ('Augmentation', [
