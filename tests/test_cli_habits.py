@@ -277,7 +277,8 @@ def test_training_runs_is_ignored_by_git():
 SCRIPTS = [('train.py', None), ('generate.py', None), ('calc_metrics.py', None), ('dataset_tool.py', None),
            ('benchmarks/train_step.py', None), ('benchmarks/ops.py', None), ('benchmarks/metrics_throughput.py', None),
            (None, 'metrics.classifiers'), (None, 'stylegan2_softgan.bench')]
-SCRIPTS += [(p, None) for p in ('legacy.py', 'benchmarks/default_run_digits.py') if (REPO / p).is_file()]
+SCRIPTS += [(p, None) for p in ('legacy.py', 'projector.py', 'style_mixing.py', 'benchmarks/default_run_digits.py',
+                                'benchmarks/gpu_check.py') if (REPO / p).is_file()]
 
 
 def _run_script(path, module, args, monkeypatch, capsys):
