@@ -218,3 +218,18 @@ def test_rpgan_trains_a_tick_from_train_py(tmp_path, name):
         assert collector.num('Loss/beta') > 0 and collector.num('Loss/entropy/real') > 0
     for key in ('G', 'D'):
         assert all(torch.isfinite(v).all() for v in result[key].state_dict().values())
+
+
+def test_reference_soft_variant_trains_a_tick_from_train_py(tmp_path):
+    _, cfg = resolve(*TINY, '--loss=soft', '--soft-variant=reference')
+    assert cfg.loss_kwargs.variant == 'reference'
+    cfg = copy.deepcopy(cfg)
+    cfg.update(image_snapshot_ticks=None, network_snapshot_ticks=None)
+    os.makedirs(tmp_path / 'run')
+    collector = training_stats.Collector(regex='Loss/.*')
+    result = training_loop.training_loop(run_dir=str(tmp_path / 'run'), rank=0, **cfg)
+    collector.update()
+    for key in ('Loss/G/loss', 'Loss/D/loss', 'Loss/entropy/real', 'Loss/entropy/fake'):
+        assert collector.num(key) > 0 and np.isfinite(collector.mean(key)), key
+    assert collector.num('Loss/beta') == 0          # constant β, no schedule
+    assert all(torch.isfinite(v).all() for v in result.G.state_dict().values())
