@@ -3,8 +3,8 @@
 * `nvidia_pickle_bytes` writes a pickle in NVIDIA's persistent-module format from our own modules (their
   class names are NVIDIA's), so tests can craft files: records made by a stand-in for NVIDIA's
   ``torch_utils.persistence._reconstruct_persistent_obj`` carrying a chosen ``module_src``.
-* `stylegan3_copy` copies NVIDIA's unmodified stylegan3 tree (../shared/reference) to a temporary folder to
-  run it beside ours, with a one-line stand-in for ``pkg_resources.parse_version`` when setuptools no
+* `stylegan3_copy` copies NVIDIA's unmodified stylegan3 (or stylegan2-ada-pytorch) tree (../shared/reference)
+  to a temporary folder to run it beside ours, with a one-line stand-in for ``pkg_resources.parse_version`` when setuptools no
   longer ships pkg_resources (its only use there).
 """
 
@@ -74,12 +74,13 @@ def nvidia_pickle_bytes(obj) -> bytes:
             del ours._reconstruct_persistent_obj
 
 
-def stylegan3_copy(dest: Path) -> Path:
-    """An unmodified copy of NVIDIA's stylegan3 tree in `dest` (skips the test when it is absent)."""
-    src = REFERENCE / 'stylegan3'
+def stylegan3_copy(dest: Path, name: str = 'stylegan3') -> Path:
+    """An unmodified copy of NVIDIA's stylegan3 (or `name`: stylegan2-ada-pytorch) tree in `dest` (skips the
+    test when it is absent)."""
+    src = REFERENCE / name
     if not src.is_dir():
         pytest.skip(f'NVIDIA reference tree {src} is absent')
-    tree = dest / 'stylegan3'
+    tree = dest / name
     shutil.copytree(src, tree, ignore=shutil.ignore_patterns('docs', '__pycache__', '*.pyc'))
     try:
         import pkg_resources  # noqa: F401

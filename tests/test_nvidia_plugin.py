@@ -356,7 +356,7 @@ def test_blur_reaches_the_discriminator_inputs():
 # NVIDIA's own stylegan3 loop with the plugin as its loss.
 
 DRIVER = '''
-"""Runs NVIDIA's unmodified stylegan3 training loop on the CPU with a given loss class. Their loop assumes
+"""Runs NVIDIA's unmodified stylegan3 or stylegan2-ada-pytorch training loop on the CPU with a given loss class. Their loop assumes
 CUDA (device, timing events, pinned memory, memory statistics): this driver lends it CPU equivalents from
 outside, by replacing the module-global `torch` of their training_loop with a view that redirects those
 calls, and by patching two torch entry points in this process only. Their files are untouched."""
@@ -365,7 +365,7 @@ import types
 
 import torch
 
-run_dir, data_dir, kimg, loss_class = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+run_dir, data_dir, kimg, loss_class, flavour = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4], sys.argv[5]
 torch.Tensor.pin_memory = lambda self, *args, **kwargs: self
 # Their InfiniteSampler passes the data set to Sampler.__init__, which current torch no longer accepts.
 torch.utils.data.Sampler.__init__ = lambda self, *args, **kwargs: None
@@ -399,21 +399,29 @@ view.cuda = types.SimpleNamespace(Event=Event, current_stream=lambda *a, **k: No
 from training import training_loop  # NVIDIA's, from the copy first on PYTHONPATH
 
 training_loop.torch = view
+if flavour == 'stylegan3':
+    G_kwargs = dict(class_name='training.networks_stylegan2.Generator', z_dim=32, w_dim=32,
+                    mapping_kwargs=dict(num_layers=2), channel_base=128, channel_max=16, num_fp16_res=0,
+                    conv_clamp=None, fused_modconv_default='inference_only')
+    D_kwargs = dict(class_name='training.networks_stylegan2.Discriminator', block_kwargs=dict(freeze_layers=0))
+    loss_kwargs = dict(pl_no_weight_grad=True, blur_init_sigma=2, blur_fade_kimg=0.1)
+else:   # stylegan2-ada-pytorch
+    G_kwargs = dict(class_name='training.networks.Generator', z_dim=32, w_dim=32, mapping_kwargs=dict(num_layers=2),
+                    synthesis_kwargs=dict(channel_base=128, channel_max=16, num_fp16_res=0, conv_clamp=None))
+    D_kwargs = dict(class_name='training.networks.Discriminator', block_kwargs={})
+    loss_kwargs = {}
+D_kwargs.update(mapping_kwargs={}, epilogue_kwargs=dict(mbstd_group_size=4), channel_base=128, channel_max=16,
+                num_fp16_res=0, conv_clamp=None)
 training_loop.training_loop(
     run_dir=run_dir,
     training_set_kwargs=dict(class_name='training.dataset.ImageFolderDataset', path=data_dir, use_labels=False,
                              max_size=None, xflip=False, resolution=16),
     data_loader_kwargs=dict(pin_memory=False, num_workers=0),
-    G_kwargs=dict(class_name='training.networks_stylegan2.Generator', z_dim=32, w_dim=32,
-                  mapping_kwargs=dict(num_layers=2), channel_base=128, channel_max=16, num_fp16_res=0,
-                  conv_clamp=None, fused_modconv_default='inference_only'),
-    D_kwargs=dict(class_name='training.networks_stylegan2.Discriminator', block_kwargs=dict(freeze_layers=0),
-                  mapping_kwargs={}, epilogue_kwargs=dict(mbstd_group_size=4), channel_base=128, channel_max=16,
-                  num_fp16_res=0, conv_clamp=None),
+    G_kwargs=G_kwargs, D_kwargs=D_kwargs,
     G_opt_kwargs=dict(class_name='torch.optim.Adam', betas=[0, 0.99], eps=1e-8, lr=0.0025),
     D_opt_kwargs=dict(class_name='torch.optim.Adam', betas=[0, 0.99], eps=1e-8, lr=0.0025),
-    loss_kwargs=dict(class_name=loss_class, r1_gamma=1.0, style_mixing_prob=0.9, pl_weight=2,
-                     pl_no_weight_grad=True, blur_init_sigma=2, blur_fade_kimg=0.1, beta_floor_pairs=2),
+    loss_kwargs=dict(class_name=loss_class, r1_gamma=1.0, style_mixing_prob=0.9, pl_weight=2, beta_floor_pairs=2,
+                     **loss_kwargs),
     augment_kwargs=dict(class_name='training.augment.AugmentPipe', xflip=1, rotate90=1, xint=1, scale=1, rotate=1,
                         aniso=1, xfrac=1, brightness=1, contrast=1, lumaflip=1, hue=1, saturation=1),
     G_reg_interval=4, D_reg_interval=4, ada_target=0.6, ada_interval=1, ada_kimg=1,
@@ -423,11 +431,15 @@ print('driver done')
 '''
 
 
-def test_a_few_steps_of_nvidia_stylegan3_loop_with_the_plugin_loss(tmp_path):
-    """16x16 RGB, --cfg=stylegan2 networks, 128 images (16 steps of batch 8: R1, path length, blur, ADA);
-    about 25 s on one core. ADA must read Loss/signs/real (else p becomes NaN), and the snapshot NVIDIA's
-    loop writes imports with our importer."""
-    tree = stylegan3_copy(tmp_path)
+@pytest.mark.parametrize('tree_name, flavour, loss_class', [
+    ('stylegan3', 'stylegan3', 'StyleGAN3SoftGANLoss'),
+    ('stylegan2-ada-pytorch', 'stylegan2-ada', 'StyleGAN2ADASoftGANLoss'),
+])
+def test_a_few_steps_of_nvidia_loop_with_the_plugin_loss(tmp_path, tree_name, flavour, loss_class):
+    """16x16 RGB StyleGAN2 networks (stylegan3's --cfg=stylegan2 / stylegan2-ada's), 128 images (16 steps of
+    batch 8: R1, path length, stylegan3's blur, ADA); about 25 s each on one core. ADA must read
+    Loss/signs/real (else p becomes NaN), and the snapshot NVIDIA's loop writes imports with our importer."""
+    tree = stylegan3_copy(tmp_path, tree_name)
     pytest.importorskip('psutil', reason="NVIDIA's training loop imports psutil")
     import PIL.Image
     data = tmp_path / 'data'
@@ -439,7 +451,7 @@ def test_a_few_steps_of_nvidia_stylegan3_loop_with_the_plugin_loss(tmp_path):
     run = tmp_path / 'run'
     run.mkdir()
     out = subprocess.run([sys.executable, str(tmp_path / 'driver.py'), str(run), str(data), '0.128',
-                          'stylegan2_softgan.nvidia_plugin.StyleGAN3SoftGANLoss'],
+                          f'stylegan2_softgan.nvidia_plugin.{loss_class}', flavour],
                          cwd=tree, capture_output=True, text=True, timeout=300,
                          env=dict(os.environ, PYTHONPATH=python_path(tree), OMP_NUM_THREADS='1'))
     assert out.returncode == 0 and 'driver done' in out.stdout, (out.stdout[-2000:], out.stderr[-3000:])
