@@ -109,10 +109,8 @@ def _storage_from_bytes(data: Any):
 def _allowed_globals() -> dict[tuple[str, str], Any]:
     allowed: dict[tuple[str, str], Any] = {
         ('collections', 'OrderedDict'): collections.OrderedDict,
-        ('torch._utils', '_rebuild_tensor'): torch._utils._rebuild_tensor,
         ('torch._utils', '_rebuild_tensor_v2'): torch._utils._rebuild_tensor_v2,
         ('torch._utils', '_rebuild_parameter'): torch._utils._rebuild_parameter,
-        ('torch._utils', '_rebuild_parameter_with_state'): torch._utils._rebuild_parameter_with_state,
         ('torch.storage', '_load_from_bytes'): _storage_from_bytes,
         ('torch', 'Size'): torch.Size,
         ('numpy', 'ndarray'): np.ndarray,
