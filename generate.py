@@ -30,7 +30,7 @@ import re
 import click
 
 import dnnlib
-from dnnlib.cli import OneLineErrors, UserError
+from dnnlib.cli import FiniteFloat, OneLineErrors, UserError
 
 # ----------------------------------------------------------------------------
 # Parsing.
@@ -117,7 +117,7 @@ def load_networks(network: str, need_D: bool, device):
 @click.option('--network', help='Snapshot (network-snapshot-*.pt), run folder (its newest snapshot), URL, or NVIDIA network pickle (.pkl, imported as data)', metavar='PATH', required=True)
 @click.option('--seeds', help='Seeds: "0-63" or "1,5,9" (ranges inclusive); required unless --projected-w', type=SeedList())
 @click.option('--projected-w', help='Generate from the w latents in an npz (projector.py\'s projected_w.npz: "w" [N, num_ws, w_dim]) as proj00.png ...', metavar='FILE')
-@click.option('--trunc', 'truncation_psi', help='Truncation ψ (style generators only)', type=float, default=1.0, show_default=True)
+@click.option('--trunc', 'truncation_psi', help='Truncation ψ (style generators only)', type=FiniteFloat(), default=1.0, show_default=True)
 @click.option('--noise-mode', help='Noise inputs of the synthesis network', type=click.Choice(['const', 'random', 'none']), default='const', show_default=True)
 @click.option('--class', 'class_idx', help='Class label (conditional networks; required for them)', type=click.IntRange(min=0))
 @click.option('--outdir', help='Where to write the images', metavar='DIR', required=True)
@@ -128,10 +128,10 @@ def load_networks(network: str, need_D: bool, device):
 @click.option('--frame-ms', help='GIF frame duration in milliseconds  [default: 80]', type=click.IntRange(min=1))
 @click.option('--interp-random', help='Random-α mixing: per seed, z = α·z1 + (1−α)·z2 (Kaspar, Zhao & An, "Improving GAN on MNIST", sec. 5.2)', is_flag=True)
 @click.option('--reject', help='Rejection sampling of the seeds by the discriminator', type=click.Choice(['threshold', 'top', 'drs']))
-@click.option('--threshold', help='--reject=threshold: keep σ(logit) > this  [default: 0.5]', type=click.FloatRange(min=0, max=1, max_open=True))
-@click.option('--top', help='--reject=top: fraction of the candidates to keep  [default: 0.5]', type=click.FloatRange(min=0, max=1, min_open=True))
-@click.option('--drs-percentile', help='--reject=drs: γ = this percentile of F̂  [default: 95]', type=click.FloatRange(min=0, max=100))
-@click.option('--drs-eps', help='--reject=drs: ε inside the logarithm  [default: 1e-6]', type=click.FloatRange(min=0, min_open=True))
+@click.option('--threshold', help='--reject=threshold: keep σ(logit) > this  [default: 0.5]', type=FiniteFloat(min=0, max=1, max_open=True))
+@click.option('--top', help='--reject=top: fraction of the candidates to keep  [default: 0.5]', type=FiniteFloat(min=0, max=1, min_open=True))
+@click.option('--drs-percentile', help='--reject=drs: γ = this percentile of F̂  [default: 95]', type=FiniteFloat(min=0, max=100))
+@click.option('--drs-eps', help='--reject=drs: ε inside the logarithm  [default: 1e-6]', type=FiniteFloat(min=0, min_open=True))
 @click.option('--reject-seed', help='--reject=drs: seed of the acceptance draws  [default: 0]', type=click.IntRange(min=0))
 @click.option('--batch', 'batch_size', help='Images per forward pass', type=click.IntRange(min=1), default=16, show_default=True)
 def main(**kw):

@@ -17,6 +17,7 @@ Examples:
 from __future__ import annotations
 
 import copy
+import errno
 import json
 import os
 import re
@@ -27,7 +28,7 @@ import click
 
 import dnnlib
 import stylegan2_softgan  # noqa: F401  (registers the objectives with the loss registry)
-from dnnlib.cli import CommaSeparatedList, OneLineErrors, UserError
+from dnnlib.cli import CommaSeparatedList, FiniteFloat, OneLineErrors, UserError
 from training import architectures, augment, builtin_data, dataset as dataset_lib
 from training.loss import get_loss_spec, list_losses
 
@@ -64,12 +65,15 @@ def resolve_data(c, data, cond, subset, mirror, seed):
     try:
         c.training_set_kwargs = dataset_lib.make_dataset_kwargs(data, use_labels=bool(cond), max_size=subset,
                                                                 xflip=bool(mirror), random_seed=seed)
-        ds = dnnlib.util.construct_class_by_name(**c.training_set_kwargs)
+        ds = dataset_lib.open_dataset(c.training_set_kwargs)
     except (ValueError, OSError) as e:
         raise UserError(f'--data: {e}') from None
     try:
         info = dnnlib.EasyDict(name=ds.name, resolution=ds.resolution, channels=ds.num_channels,
                                label_dim=ds.label_dim, size=len(ds))
+        dataset_lib.validate_sample(ds, seed=seed)
+    except (ValueError, OSError) as e:
+        raise UserError(f'--data: {e}') from None
     finally:
         ds.close()
     c.training_set_kwargs.resolution = info.resolution if 'resolution' in c.training_set_kwargs else None
@@ -245,8 +249,8 @@ def _parse_floor(value: str):
         number = float(value)
     except ValueError:
         raise UserError(f'--beta-floor: expected "real", "zero" or a number >= 0, got {value!r}') from None
-    if not number >= 0:
-        raise UserError(f'--beta-floor: expected a number >= 0, got {value!r}')
+    if not 0 <= number < float('inf'):
+        raise UserError(f'--beta-floor: expected a finite number >= 0, got {value!r}')
     return number
 
 
@@ -283,22 +287,158 @@ def resolve_augment(c, aug, p, target, augpipe, resume):
                                            **AUGPIPE_SPECS[augpipe or 'bgc'])
 
 
-def find_resume(resume: str, outdir: str) -> str:
+def find_resume(resume: str, outdir: str) -> tuple[str, dict]:
+    """The snapshot to resume from and its validated contents (the training state must be complete)."""
     from torch_utils import checkpoint
     try:
+        path = resume
         if resume == 'latest':
             runs = sorted((d for d in os.listdir(outdir) if re.match(r'^\d+-', d)), reverse=True) \
                 if os.path.isdir(outdir) else []
             for run in runs:
                 if checkpoint.list_snapshots(os.path.join(outdir, run)):
-                    return checkpoint.find_latest_snapshot(os.path.join(outdir, run))
-            raise UserError(f'--resume=latest: no run folder in {outdir} holds a snapshot')
-        if os.path.isdir(resume):
-            return checkpoint.find_latest_snapshot(resume)
-        checkpoint.load_snapshot(resume)
-        return resume
+                    path = checkpoint.find_latest_snapshot(os.path.join(outdir, run))
+                    break
+            else:
+                raise UserError(f'--resume=latest: no run folder in {outdir} holds a snapshot')
+        elif os.path.isdir(resume):
+            path = checkpoint.find_latest_snapshot(resume)
+        try:
+            return path, checkpoint.load_snapshot(path, require_state=True)
+        except checkpoint.CheckpointError:
+            # NVIDIA's networks (a .pkl, URL or stylegan2-ada name such as ffhq256, or legacy.py's conversion)
+            # hold no training state: resuming from them is transfer learning.
+            snap = checkpoint.load_snapshot(path)
+            if snap['meta'].get('imported_from') != 'nvidia-pickle':
+                raise
+            return path, snap
     except checkpoint.CheckpointError as e:
         raise UserError(f'--resume: {e}') from None
+
+
+# ----------------------------------------------------------------------------
+# Resuming: the snapshot carries the run's resolved options (meta.options). Options not given on the command
+# line come from there; given ones either take effect or, where they would change what the snapshot's
+# networks, objective or data order are, must equal the recorded value (README, "Options on --resume").
+
+DATA_OPTIONS = ('data', 'cond', 'subset', 'mirror', 'seed')
+# Given on --resume, these replace the recorded value: option -> resolved entries (paths into the options).
+RESUME_TAKES_EFFECT = {
+    'glr': [('G_opt_kwargs', 'lr')], 'dlr': [('D_opt_kwargs', 'lr')], 'gamma': [('loss_kwargs', 'r1_gamma')],
+    'kimg': [('total_kimg',)], 'snap': [('image_snapshot_ticks',), ('network_snapshot_ticks',)],
+    'metrics': [('metrics',)], 'tick': [('kimg_per_tick',)], 'p': [('augment_p',)], 'batch_gpu': [('batch_gpu',)],
+}
+# Given on --resume, these must leave the recorded entries unchanged (else: refused, one line).
+_NETWORK_KEYS = [('G_kwargs',), ('D_kwargs',)]
+_LOSS_KEYS = [('loss_kwargs',), ('G_opt_kwargs',), ('D_opt_kwargs',)]
+RESUME_FIXED = {
+    'loss': _LOSS_KEYS, 'arch': _NETWORK_KEYS, 'cbase': _NETWORK_KEYS, 'cmax': _NETWORK_KEYS, 'map_layers': _NETWORK_KEYS,
+    'mbstd_group': _NETWORK_KEYS, 'fp32': _NETWORK_KEYS, 'nhwc': _NETWORK_KEYS, 'reduced_dtype': _NETWORK_KEYS,
+    'freezed': _NETWORK_KEYS, 'cfg': _NETWORK_KEYS + [('batch_size',), ('ema_kimg',), ('ema_rampup',)],
+    'batch': [('batch_size',)], 'seed': [('random_seed',)],
+    'aug': [('augment_kwargs',), ('ada_target',)], 'augpipe': [('augment_kwargs',)], 'target': [('ada_target',)],
+    **{name: _LOSS_KEYS for name in ('beta', 'beta_interval', 'beta_floor', 'beta_ema', 'soft_g_loss', 'soft_variant',
+                                     'beta_pairs', 'beta_samples', 'r2_gamma', 'reg_every', 'entropy_bonus',
+                                     'n_critic', 'ms_lambda', 'ms_delta', 'ms_every_kimg', *OBJECTIVE_FLAGS)},
+}
+# Entries of this machine and launch, never taken from the snapshot.
+_MACHINE_KEYS = ('num_gpus', 'data_loader_kwargs', 'cudnn_benchmark', 'allow_tf32', 'deterministic', 'resume',
+                 'training_set_kwargs', 'dist_timeout')
+
+
+def resumed_defaults(kw: dict, given: set, snap: dict) -> dict:
+    """The data options (--data, --cond, --subset, --mirror, --seed) of the snapshot's run where not given."""
+    kw = dict(kw)
+    recorded = snap['meta'].get('training_set_kwargs')
+    options = snap['meta'].get('options') or {}
+    if not recorded or 'state' not in snap:
+        return kw
+    if 'data' not in given:
+        if recorded['class_name'] == 'training.dataset.DigitsDataset':
+            data = builtin_data.builtin_name(int(recorded.get('resolution', 32)), int(recorded.get('channels', 1)))
+        else:
+            data = recorded.get('path')
+        kw['data'] = None if data == DEFAULT_DATA else data
+    for name, key in (('cond', 'use_labels'), ('subset', 'max_size'), ('mirror', 'xflip')):
+        if name not in given and key in recorded:
+            kw[name] = recorded[key]
+    if 'seed' not in given and isinstance(options.get('random_seed'), int):
+        kw['seed'] = options['random_seed']
+    return kw
+
+
+def _entry(options: dict, path: tuple):
+    for key in path:
+        if not isinstance(options, dict) or key not in options:
+            return None
+        options = options[key]
+    return json.loads(json.dumps(options))
+
+
+def _set_entry(options: dict, path: tuple, value) -> None:
+    for key in path[:-1]:
+        options = options.setdefault(key, {})
+    options[path[-1]] = value
+
+
+def apply_resume(c: dict, given: set, path: str, snap: dict, info) -> dnnlib.EasyDict:
+    """Options of a resumed run: the snapshot's, with the given ones that take effect, after checking the data
+    against the snapshot's networks and that the run has something left to train."""
+    G_init = json.loads(snap['modules']['G']['config'])['init_kwargs'] if 'G' in snap['modules'] else {}
+    want = dict(img_resolution=info.resolution, img_channels=info.channels, c_dim=info.label_dim)
+    got = {k: G_init[k] for k in want if k in G_init}
+    if any(got[k] != want[k] for k in got):
+        def shape(d):
+            return f'{d.get("img_resolution")}x{d.get("img_resolution")}, {d.get("img_channels")} channel(s), ' \
+                   f'{d.get("c_dim") or "no"} label values'
+        raise UserError(f'--data: {info.name} is {shape(want)}, but {path} was trained on {shape(got)}; '
+                        f'resume on data of the same shape')
+    recorded = snap['meta'].get('options') or {}
+    fresh = json.loads(json.dumps(c))
+    if recorded:
+        for name, paths in RESUME_FIXED.items():
+            if name in given and any(_entry(fresh, p) != _entry(recorded, p) for p in paths):
+                flag = '--' + name.replace('_', '-') if name != 'map_layers' else '--map'
+                raise UserError(f'{flag}: cannot change on --resume (it would change the networks, the objective or '
+                                f'the data order that {os.path.basename(path)} continues); start a new run instead')
+        merged = {k: v for k, v in recorded.items() if k not in ('run_dir', 'options_for_meta', 'num_threads')}
+        merged.update({k: fresh[k] for k in _MACHINE_KEYS if k in fresh})
+        for name, paths in RESUME_TAKES_EFFECT.items():
+            if name in given or _entry(merged, paths[0]) is None:
+                for p in paths:
+                    _set_entry(merged, p, _entry(fresh, p))
+        c = dnnlib.EasyDict(merged)
+    if c['batch_size'] % c['num_gpus'] or c['batch_size'] % (c['batch_gpu'] * c['num_gpus']):
+        per_gpu = c['batch_size'] // c['num_gpus']
+        if c['batch_size'] % c['num_gpus'] or 'batch_gpu' in given:
+            raise UserError(f'--gpus={c["num_gpus"]}: the resumed batch {c["batch_size"]} must be a multiple of '
+                            f'batch-gpu × gpus ({c["batch_gpu"]} × {c["num_gpus"]})')
+        c['batch_gpu'] = max(d for d in range(1, min(c['batch_gpu'], per_gpu) + 1) if per_gpu % d == 0)
+    cur_nimg = snap['state']['cur_nimg']
+    if c['total_kimg'] * 1000 <= cur_nimg:
+        raise UserError(f'--kimg={c["total_kimg"]:g}: {path} is already at {cur_nimg / 1000:g} kimg, so there is '
+                        f'nothing to train (--kimg is the total length; give more than {cur_nimg / 1000:g} to continue)')
+    return c
+
+
+def check_real_floor(c: dict, num_images: int) -> None:
+    """The β schedule's 'real' EMD floor draws disjoint real batches; refuse a data set too small for them now
+    rather than at the first measurement."""
+    lk = c['loss_kwargs']
+    schedule = lk.get('beta_schedule')
+    if schedule is None and lk.get('class_name') == 'stylegan2_softgan.softgan.SoftGANLoss' and lk.get('beta') is None \
+            and lk.get('variant', 'paper') == 'paper':
+        from stylegan2_softgan.softgan import beta_schedule_kwargs
+        schedule = beta_schedule_kwargs(**{k: lk[f'beta_{k}'] for k in ('floor', 'floor_pairs', 'emd_samples')
+                                           if f'beta_{k}' in lk})
+    if not schedule or schedule.get('floor') != 'real' or schedule.get('fixed') is not None:
+        return
+    m = schedule.get('emd_samples') or c['batch_gpu'] * c['num_gpus']
+    need = 2 * m * schedule.get('floor_pairs', 1)
+    if need > num_images:
+        raise UserError(f'--data: the β schedule\'s real EMD floor compares {schedule.get("floor_pairs", 1)} pair(s) of '
+                        f'disjoint real batches of {m} ({need} distinct images), but the training set has {num_images}; '
+                        f'use more images, a smaller --beta-pairs, or --beta-floor=zero')
 
 
 def check_transfer(c, snap: dict) -> None:
@@ -325,12 +465,96 @@ def subprocess_fn(rank: int, c: dict, temp_dir: str) -> None:
         backend = 'nccl' if torch.cuda.is_available() else 'gloo'
         init_file = os.path.abspath(os.path.join(temp_dir, '.torch_distributed_init'))
         torch.distributed.init_process_group(backend=backend, init_method=f'file://{init_file}', rank=rank,
-                                             world_size=c['num_gpus'])
+                                             world_size=c['num_gpus'], timeout=_dist_timeout(c))
     try:
-        training_loop.training_loop(rank=rank, **c)
+        train_one_line(rank, c)
     finally:
         if c['num_gpus'] > 1:
             torch.distributed.destroy_process_group()
+
+
+def train_one_line(rank: int, c: dict) -> None:
+    """training_loop, with the failures a user must act on (divergence, a bad image, a write error: disk full,
+    no permission, read-only) turned into one line on stderr (from rank 0) and exit status 1."""
+    import signal
+    import torch
+    from training import training_loop
+    if torchrun_env() is not None:      # torchrun's agent stops the survivors of a lost node with SIGTERM
+        signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        training_loop.training_loop(rank=rank, **c)
+    except training_loop.TrainingStopped as e:
+        _exit_one_line(rank, str(e))
+    except (RuntimeError, _Terminated) as e:    # a peer died (connection closed) or hangs (timeout)
+        if not isinstance(e, _Terminated) and not _collective_failed(e):
+            raise
+        lost = _lost_ranks(rank, c['num_gpus'])
+        who = f'rank {", ".join(map(str, lost))}' if lost else 'another process'
+        _exit_one_line(rank, f'lost {who} of {c["num_gpus"]} during training ({_first_line(e)}); this process '
+                             f'stopped; continue with --resume=latest', always=True)
+    except OSError as e:
+        where = e.filename or c.get('run_dir')
+        _exit_one_line(rank, f'{where}: {e.strerror or e}' + (f' (errno {errno.errorcode.get(e.errno, e.errno)})'
+                                                             if e.errno else ''))
+
+
+class _Terminated(Exception):
+    """SIGTERM from torchrun's agent (it stops the remaining processes when one of them is lost)."""
+
+    def __str__(self):
+        return 'stopped by torchrun'
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated()
+
+
+def _collective_failed(e: RuntimeError) -> bool:
+    """A collective that lost its peers: torch's DistError, or gloo/NCCL's plain RuntimeError from a closed
+    connection or a timeout."""
+    import torch
+    if isinstance(e, torch.distributed.DistError):
+        return True
+    text = str(e)
+    return torch.distributed.is_initialized() and any(
+        s in text for s in ('Connection closed by peer', 'Connection reset by peer', 'Timed out', 'timed out',
+                            'NCCL communicator was aborted', 'gloo/transport'))
+
+
+def _dist_timeout(c: dict):
+    import datetime
+    return datetime.timedelta(seconds=c.get('dist_timeout') or 600)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:200] if text else type(e).__name__
+
+
+def _lost_ranks(rank: int, world: int, wait_s: float = 2.0) -> list[int]:
+    """Ranks that do not answer: with two processes the other one; else every surviving process marks itself in
+    the process group's store, waits a moment, and reads which marks are missing (empty when the store is gone).
+    Bounded by a few seconds: torchrun's agent kills what it stopped soon after."""
+    import datetime
+    import time
+    import torch
+    if world == 2:
+        return [1 - rank]
+    try:
+        store = torch.distributed.distributed_c10d._get_default_store()     # noqa: SLF001 - the group's own store
+        store.set_timeout(datetime.timedelta(seconds=wait_s))
+        store.set(f'alive-after-failure/{rank}', '1')
+        time.sleep(wait_s)
+        return [r for r in range(world) if r != rank and not store.check([f'alive-after-failure/{r}'])]
+    except Exception:  # noqa: BLE001 - the store may have died with its host
+        return []
+
+
+def _exit_one_line(rank: int, message: str, always: bool = False) -> None:
+    if rank == 0 or always:
+        print(f'Error: {message}', file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(1)     # skip interpreter teardown: nothing else may print, and peers' collectives must not hang us
 
 
 def launch(c: dict) -> None:
@@ -341,7 +565,13 @@ def launch(c: dict) -> None:
     if not torch.cuda.is_available():      # CPU processes share the cores
         c['num_threads'] = max(1, (os.cpu_count() or 1) // c['num_gpus'])
     with tempfile.TemporaryDirectory() as temp_dir:
-        torch.multiprocessing.spawn(fn=subprocess_fn, args=(c, temp_dir), nprocs=c['num_gpus'])
+        try:
+            torch.multiprocessing.spawn(fn=subprocess_fn, args=(c, temp_dir), nprocs=c['num_gpus'])
+        except torch.multiprocessing.ProcessExitedException as e:
+            if e.exit_code != 1:        # exit status 1: the process said why in one line already
+                print(f'Error: process {e.error_index} of {c["num_gpus"]} was lost ({e}); the others were stopped; '
+                      f'continue with --resume=latest', file=sys.stderr, flush=True)
+            sys.exit(1)
 
 
 def warn_cpu_processes(gpus: int) -> None:
@@ -382,46 +612,46 @@ def torchrun_env() -> tuple[int, int] | None:
 @click.option('--mirror', help='Enable dataset x-flips', type=bool, default=False, show_default=True)
 # Base configuration.
 @click.option('--cfg', help='Base config  [default: auto, or digits for the embedded data]', type=click.Choice(list(CFG_SPECS)))
-@click.option('--gamma', help='Override R1 gamma', type=click.FloatRange(min=0))
-@click.option('--kimg', help='Override training duration (thousands of images)', type=click.FloatRange(min=0, min_open=True))
+@click.option('--gamma', help='Override R1 gamma', type=FiniteFloat(min=0))
+@click.option('--kimg', help='Override training duration (thousands of images)', type=FiniteFloat(min=0, min_open=True))
 @click.option('--batch', help='Override total batch size', type=click.IntRange(min=1))
 @click.option('--batch-gpu', help='Images per accumulation round per GPU  [default: batch/gpus or the cfg value]', type=click.IntRange(min=1))
-@click.option('--glr', help='Generator learning rate  [default: cfg]', type=click.FloatRange(min=0, min_open=True))
-@click.option('--dlr', help='Discriminator learning rate  [default: cfg]', type=click.FloatRange(min=0, min_open=True))
+@click.option('--glr', help='Generator learning rate  [default: cfg]', type=FiniteFloat(min=0, min_open=True))
+@click.option('--dlr', help='Discriminator learning rate  [default: cfg]', type=FiniteFloat(min=0, min_open=True))
 @click.option('--cbase', help='Capacity multiplier (channel_base)', type=click.IntRange(min=1))
 @click.option('--cmax', help='Max. feature maps (channel_max)', type=click.IntRange(min=1))
 @click.option('--map', 'map_layers', help='Mapping network depth', type=click.IntRange(min=1))
 @click.option('--mbstd-group', help='Minibatch std group size', type=click.IntRange(min=1))
-@click.option('--tick', help='Progress interval in kimg', type=click.FloatRange(min=0, min_open=True), default=4, show_default=True)
+@click.option('--tick', help='Progress interval in kimg', type=FiniteFloat(min=0, min_open=True), default=4, show_default=True)
 # Objective and architecture.
 @click.option('--loss', help='Objective', type=click.Choice(list_losses()), default='soft', show_default=True)
 @click.option('--arch', help='Architecture family', type=click.Choice(architectures.list_archs()), default='stylegan2', show_default=True)
 @click.option('--beta', help='SoftGAN β: "auto" (EMD schedule) or a fixed value in [0, 0.7213]', metavar='auto|FLOAT')
 @click.option('--beta-interval', help='Generator steps between EMD measurements  [default: 4]', type=click.IntRange(min=1))
 @click.option('--beta-floor', help='EMD floor: real (two real batches), zero, or a number  [default: real]', metavar='real|zero|FLOAT')
-@click.option('--beta-ema', help='EMA decay of the measured EMD  [default: 0.9]', type=click.FloatRange(min=0, max=1, max_open=True))
+@click.option('--beta-ema', help='EMA decay of the measured EMD  [default: 0.9]', type=FiniteFloat(min=0, max=1, max_open=True))
 @click.option('--soft-g-loss', help='SoftGAN generator term  [default: linear]', type=click.Choice(['linear', 'ns']))
 @click.option('--soft-variant', help="SoftGAN: the paper's algorithm, or the authors' released toy code  [default: paper]", type=click.Choice(['paper', 'reference']))
 @click.option('--beta-pairs', help="Real-vs-real batch pairs averaged for the 'real' EMD floor  [default: 16]", type=click.IntRange(min=1))
 @click.option('--beta-samples', help="Samples per EMD measurement (the most recent generated ones vs fresh reals)  [default: the step's batch]", type=click.IntRange(min=2))
-@click.option('--r2-gamma', help='R2 weight: zero-centred gradient penalty on generated samples, any logit loss  [default: 0; rpgan: = R1 gamma]', type=click.FloatRange(min=0))
+@click.option('--r2-gamma', help='R2 weight: zero-centred gradient penalty on generated samples, any logit loss  [default: 0; rpgan: = R1 gamma]', type=FiniteFloat(min=0))
 @click.option('--reg-every', help='Apply R1/R2 every N discriminator steps (lazy), with the penalty scaled by N  [default: 16; rpgan: 1]', type=click.IntRange(min=1))
 @click.option('--entropy-bonus', help="Add SoftGAN's β-weighted entropy term to another loss", type=bool, default=False, show_default=True)
 @click.option('--n-critic', help="Discriminator steps per generator step  [default: the objective's, e.g. 5 for wgan]", type=click.IntRange(min=1))
-@click.option('--ms-lambda', help='Mode-seeking weight λ0 on top of any objective  [default: off; 0.05 for --loss=ms]', type=click.FloatRange(min=0))
-@click.option('--ms-delta', help='Mode-seeking schedule: add this to λ every --ms-every-kimg  [default: 0]', type=click.FloatRange(min=0))
-@click.option('--ms-every-kimg', help='Mode-seeking schedule step in kimg', type=click.FloatRange(min=0, min_open=True))
-@click.option('--far-m0', help='FAR: fraction of the real half replaced by the lowest-scored fakes  [default: 0.5]', type=click.FloatRange(min=0, max=1, max_open=True))
+@click.option('--ms-lambda', help='Mode-seeking weight λ0 on top of any objective  [default: off; 0.05 for --loss=ms]', type=FiniteFloat(min=0))
+@click.option('--ms-delta', help='Mode-seeking schedule: add this to λ every --ms-every-kimg  [default: 0]', type=FiniteFloat(min=0))
+@click.option('--ms-every-kimg', help='Mode-seeking schedule step in kimg', type=FiniteFloat(min=0, min_open=True))
+@click.option('--far-m0', help='FAR: fraction of the real half replaced by the lowest-scored fakes  [default: 0.5]', type=FiniteFloat(min=0, max=1, max_open=True))
 @click.option('--far-m1', help='FAR: candidates generated per real image (M1/N)  [default: 4]', type=click.IntRange(min=1))
-@click.option('--far-lambda', help='FAR: weight of the zero-centred gradient penalty  [default: 10]', type=click.FloatRange(min=0))
-@click.option('--clip', help='WGAN / SW-GAN weight clipping bound  [default: 0.01]', type=click.FloatRange(min=0, min_open=True))
-@click.option('--gp-lambda', help='WGAN-GP gradient penalty weight  [default: 10]', type=click.FloatRange(min=0))
-@click.option('--svgd-alpha', help='SW-GAN attraction α  [default: 2]', type=click.FloatRange(min=0))
-@click.option('--svgd-rho', help='SW-GAN repulsion ρ  [default: 0.5]', type=click.FloatRange(min=0))
+@click.option('--far-lambda', help='FAR: weight of the zero-centred gradient penalty  [default: 10]', type=FiniteFloat(min=0))
+@click.option('--clip', help='WGAN / SW-GAN weight clipping bound  [default: 0.01]', type=FiniteFloat(min=0, min_open=True))
+@click.option('--gp-lambda', help='WGAN-GP gradient penalty weight  [default: 10]', type=FiniteFloat(min=0))
+@click.option('--svgd-alpha', help='SW-GAN attraction α  [default: 2]', type=FiniteFloat(min=0))
+@click.option('--svgd-rho', help='SW-GAN repulsion ρ  [default: 0.5]', type=FiniteFloat(min=0))
 # Augmentation.
 @click.option('--aug', help='Augmentation mode  [default: ada, noaug for the embedded data]', type=click.Choice(['noaug', 'ada', 'fixed']))
-@click.option('--p', help='Augmentation probability for --aug=fixed', type=click.FloatRange(min=0, max=1))
-@click.option('--target', help='ADA target value for --aug=ada', type=click.FloatRange(min=0, max=1))
+@click.option('--p', help='Augmentation probability for --aug=fixed', type=FiniteFloat(min=0, max=1))
+@click.option('--target', help='ADA target value for --aug=ada', type=FiniteFloat(min=0, max=1))
 @click.option('--augpipe', help='Augmentation pipeline  [default: bgc]', type=click.Choice(list(AUGPIPE_SPECS)))
 # Resume and transfer.
 @click.option('--resume', help='Continue exactly: a snapshot file, a run folder, or "latest" (newest in --outdir); or transfer learning from NVIDIA\'s networks: a .pkl, URL, or ffhq256|ffhq512|ffhq1024|celebahq256|lsundog256', metavar='PATH')
@@ -434,9 +664,12 @@ def torchrun_env() -> tuple[int, int] | None:
 @click.option('--allow-tf32', help='Allow TF32 matmuls and convolutions', type=bool, default=False, show_default=True)
 @click.option('--workers', help='DataLoader worker processes  [default: 3 with a GPU, 0 on CPU]', type=click.IntRange(min=0))
 @click.option('--deterministic', help='Deterministic algorithms (bit-exact repeatability, slower)', type=bool, default=False, show_default=True)
+@click.option('--dist-timeout', help='Seconds a process waits for the others in a collective before it stops (a lost process)', type=click.IntRange(min=1), default=600, show_default=True)
 def main(**kw):
     """Resolve, validate, write training_options.json into a new run folder, and train."""
-    desc, c = resolve_options(**kw)
+    ctx = click.get_current_context()
+    given = {name for name in kw if ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)}
+    desc, c = resolve_options(_given=given, **kw)
     if kw['dry_run']:
         print(json.dumps(c, indent=2))
         print(f'Run folder would be: {dnnlib.util.make_run_dir(kw["outdir"], desc, create=False)}')
@@ -444,8 +677,16 @@ def main(**kw):
     run(c, desc, kw['outdir'])
 
 
-def resolve_options(**kw):
+def resolve_options(_given=None, **kw):
+    """CLI values -> (run description, options). `_given`: the options set on the command line (default:
+    those that differ from their defaults); on --resume the others come from the snapshot."""
     c = dnnlib.EasyDict()
+    given = set(_given) if _given is not None else \
+        {p.name for p in main.params if kw.get(p.name) is not None and kw.get(p.name) != p.default}
+    resume_path = resume_snap = None
+    if kw.get('resume') is not None:
+        resume_path, resume_snap = find_resume(kw['resume'], kw['outdir'])
+        kw = resumed_defaults(kw, given, resume_snap)
     gpus = kw['gpus']
     env = torchrun_env()
     if env is not None:
@@ -541,10 +782,8 @@ def resolve_options(**kw):
         desc += f'-{aug}'
 
     if kw['resume'] is not None:
-        c.resume = find_resume(kw['resume'], kw['outdir'])
-        from torch_utils import checkpoint
-        _snap = checkpoint.load_snapshot(c.resume)
-        if 'state' not in _snap:      # NVIDIA's networks: transfer learning
+        c.resume, _snap = resume_path, resume_snap
+        if 'state' not in _snap:
             check_transfer(c, _snap)
         desc += '-resume'
 
@@ -564,6 +803,10 @@ def resolve_options(**kw):
     c.cudnn_benchmark = not kw['nobench']
     c.allow_tf32 = bool(kw['allow_tf32'])
     c.deterministic = bool(kw['deterministic'])
+    c.dist_timeout = kw.get('dist_timeout') or 600
+    if resume_snap is not None and 'state' in resume_snap:
+        c = apply_resume(c, given, resume_path, resume_snap, info)
+    check_real_floor(c, info.size)
     if env is None or env[0] == 0:      # once, after every check has passed
         warn_cpu_processes(gpus)
     return desc, c
@@ -572,6 +815,8 @@ def resolve_options(**kw):
 def run(c: dict, desc: str, outdir: str) -> None:
     env = torchrun_env()
     c = copy.deepcopy(c)
+    if env is None or env[0] == 0:
+        remove_stale_temp_files(outdir, c.get('resume'))
     if env is None:
         run_dir = dnnlib.util.make_run_dir(outdir, desc)
         _write_options(run_dir, c)
@@ -584,7 +829,9 @@ def run(c: dict, desc: str, outdir: str) -> None:
     import torch
     rank, world = env
     backend = 'nccl' if torch.cuda.is_available() else 'gloo'
-    torch.distributed.init_process_group(backend=backend)
+    torch.distributed.init_process_group(backend=backend, timeout=_dist_timeout(c))
+    if not torch.cuda.is_available():      # CPU processes of one machine share its cores, as with --gpus
+        c['num_threads'] = max(1, (os.cpu_count() or 1) // int(os.environ.get('LOCAL_WORLD_SIZE', world)))
     holder = [None]
     if rank == 0:
         holder[0] = dnnlib.util.make_run_dir(outdir, desc)
@@ -592,11 +839,22 @@ def run(c: dict, desc: str, outdir: str) -> None:
     torch.distributed.broadcast_object_list(holder, src=0)
     c['run_dir'] = holder[0]
     c['options_for_meta'] = json.loads(json.dumps(c))
-    from training import training_loop
     try:
-        training_loop.training_loop(rank=rank, **c)
+        train_one_line(rank, c)
     finally:
         torch.distributed.destroy_process_group()
+
+
+def remove_stale_temp_files(outdir: str, resume: str | None) -> None:
+    """Temporary files of killed snapshot/image writes in --outdir, its run folders and the resumed snapshot's
+    folder (never a complete file: see dnnlib.util.remove_stale_temp_files)."""
+    folders = {os.path.dirname(os.path.abspath(resume))} if resume else set()
+    if os.path.isdir(outdir):
+        folders.add(outdir)
+        folders.update(os.path.join(outdir, d) for d in os.listdir(outdir) if re.match(r'^\d+-', d))
+    removed = [p for folder in sorted(folders) for p in dnnlib.util.remove_stale_temp_files(folder)]
+    if removed:
+        print(f'Removed {len(removed)} temporary file(s) left by an interrupted write, e.g. {removed[0]}')
 
 
 def _write_options(run_dir: str, c: dict) -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 import click
@@ -31,6 +32,19 @@ class CommaSeparatedList(click.ParamType):
         return items
 
 
+class FiniteFloat(click.FloatRange):
+    """click.FloatRange that also refuses nan and ±inf (FloatRange's bound checks compare False with nan, so
+    it lets nan through, and an unbounded side accepts inf). Every float option of the scripts uses it."""
+
+    name = 'finite float'
+
+    def convert(self, value, param, ctx):
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f'{value!r} is not a finite number', param, ctx)
+        return super().convert(number, param, ctx)
+
+
 class _OneLineMain:
     """Usage errors print as one line (``Error: ...``, exit status 2) instead of usage text, a "Try --help"
     line and the error; ``-h`` is accepted beside ``--help``."""
@@ -39,7 +53,6 @@ class _OneLineMain:
         settings = dict(kwargs.pop('context_settings', None) or {})
         settings.setdefault('help_option_names', ['-h', '--help'])
         super().__init__(*args, context_settings=settings, **kwargs)
-
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:

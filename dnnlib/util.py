@@ -131,7 +131,11 @@ def atomic_output(path: str, fsync: bool = False):
     to `path`, on any error it is removed and `path` is left as it was."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.tmp-' + os.path.basename(path) + '-', dir=folder)
+    # The writer's pid is in the name so that remove_stale_temp_files can tell a killed write from a live one.
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f'{TEMP_PREFIX}{os.path.basename(path)}-{os.getpid()}-', dir=folder)
+    except OSError as e:    # EACCES, EROFS, ENOSPC: name the file the caller asked for, not the temporary one
+        raise OSError(e.errno, e.strerror, path) from None
     try:
         # mkstemp makes the file private (0600); the finished file gets the mode open() would give it.
         os.chmod(tmp, 0o666 & ~current_umask())
@@ -141,10 +145,58 @@ def atomic_output(path: str, fsync: bool = False):
                 f.flush()
                 os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.remove(tmp)
+        if isinstance(e, OSError) and e.filename is None:     # write() errors (ENOSPC, EIO) name no file
+            raise OSError(e.errno, e.strerror, path) from None
         raise
+
+
+TEMP_PREFIX = '.tmp-'
+_TEMP_PID_RE = re.compile(r'-(\d+)-[^-]+$')
+
+
+def remove_stale_temp_files(folder: str, min_age_s: float = 30.0, unnamed_age_s: float = 600.0) -> list[str]:
+    """Remove the temporary files of atomic writes that were killed: their writer's pid no longer exists here and
+    the file has not changed for `min_age_s` (a live writer on another machine sharing the folder keeps writing),
+    or, for names without a pid, it has not changed for `unnamed_age_s`. Complete files never carry the prefix,
+    so they are never touched. Returns the removed paths."""
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    now = time.time()
+    for name in names:
+        path = os.path.join(folder, name)
+        if not name.startswith(TEMP_PREFIX) or not os.path.isfile(path):
+            continue
+        m = _TEMP_PID_RE.search(name)
+        try:
+            age = now - os.path.getmtime(path)
+        except OSError:
+            continue
+        stale = age > min_age_s and not _process_exists(int(m.group(1))) if m is not None else age > unnamed_age_s
+        if stale:
+            try:
+                os.remove(path)
+                removed.append(path)
+            except OSError:
+                pass
+    return removed
+
+
+def _process_exists(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:     # someone else's live process
+        return True
+    return True
 
 
 def current_umask() -> int:
@@ -346,10 +398,6 @@ KIMG_TAG_RE = r'(\d+)(?:\.(\d{3}))?'
 def nimg_from_kimg_tag(whole: str, part: str | None) -> int:
     """Inverse of kimg_tag from the two groups of KIMG_TAG_RE."""
     return int(whole) * 1000 + (int(part) if part else 0)
-
-
-_RUN_DIR_RE = re.compile(r'^(\d+)-')
-
 
 
 _RUN_DIR_RE = re.compile(r'^(\d+)-')

@@ -83,8 +83,13 @@ class StepRunner:
         return {k: opt.state_dict() for k, opt in self.optimizers.items()}
 
     def load_state_dict(self, state: dict) -> None:
+        """The optimisers' moments and step counts from a snapshot; the hyperparameters (lr, betas, eps) stay the
+        configured ones, so a learning rate given on --resume takes effect (for an exact resume they are equal)."""
         for k, opt in self.optimizers.items():
+            configured = [{h: v for h, v in group.items() if h != 'params'} for group in opt.param_groups]
             opt.load_state_dict(state[k])
+            for group, hyper in zip(opt.param_groups, configured):
+                group.update(hyper)
 
 
 @torch.no_grad()

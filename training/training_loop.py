@@ -38,6 +38,46 @@ from training.run_logging import (ExactKimgNames, RunLogger, TickProgress, descr
 # Small pieces.
 
 
+class TrainingStopped(RuntimeError):
+    """The run cannot go on (divergence, unreadable training image). The message is one line; it is in log.txt
+    and train.py prints it and exits with status 1."""
+
+
+def _stop(log, message: str):
+    log.info(f'Error: {message}', console=False)
+    log.close()
+    raise TrainingStopped(message)
+
+
+def weights_finite(modules: dict) -> str | None:
+    """Name of the first module whose parameters or buffers hold NaN or Inf (one sum of squares each), else None."""
+    for name, module in modules.items():
+        tensors = [t.detach().float() for t in module.state_dict().values() if t.is_floating_point()]
+        if tensors and not bool(torch.isfinite(torch.stack([t.square().sum() for t in tensors]).sum())):
+            return name
+    return None
+
+
+def check_divergence(log, loss_collector, modules: dict, cur_nimg: int, run_dir: str, resume: str | None) -> None:
+    """Stop on the first non-finite loss of the tick (synchronised over ranks) or weight statistic, before any
+    snapshot of that state is written, naming the last good snapshot."""
+    bad = [name for name in loss_collector.names() if loss_collector.num_nonfinite(name) > 0]
+    if bad:
+        parts = bad[0].split('/')
+        what = (f'{bad[0]} (phase {parts[1] if len(parts) > 2 else "?"}) had {loss_collector.num_nonfinite(bad[0])} '
+                f'non-finite value(s)')
+    else:
+        module = weights_finite(modules)
+        if module is None:
+            return
+        what = f'the weights of {module} became NaN or Inf'
+    snapshots = checkpoint.list_snapshots(run_dir)
+    last = snapshots[-1] if snapshots else resume
+    _stop(log, f'training diverged at {cur_nimg / 1000:g} kimg: {what}; no snapshot of this state was written; '
+               + (f'the last good snapshot is {last}' if last else 'no snapshot was written before')
+               + ' (resume with a smaller --glr/--dlr or a larger --gamma)')
+
+
 def _is_distributed() -> bool:
     return torch.distributed.is_available() and torch.distributed.is_initialized()
 
@@ -149,7 +189,7 @@ def build_components(G_kwargs: dict, D_kwargs: dict, augment_kwargs: dict | None
             augment_pipe = checkpoint.unpack_module(packed_modules['augment_pipe'])
         else:
             augment_pipe = dnnlib.util.construct_class_by_name(**augment_kwargs)
-            augment_pipe.p.copy_(torch.as_tensor(augment_p))
+            augment_pipe.p.copy_(torch.as_tensor(augment_p or 0.0))
         augment_pipe = augment_pipe.train().requires_grad_(False).to(device)
     loss = dnnlib.util.construct_class_by_name(device=device, G=G, D=D, augment_pipe=augment_pipe,
                                                real_source=real_source, **loss_kwargs)
@@ -181,7 +221,7 @@ def training_loop(
     ada_target: float | None = None,    # ADA target for E[sign(D(real))]; None = fixed p.
     ada_interval: int = 4,              # Steps between ADA adjustments.
     ada_kimg: float = 500,              # ADA speed: p can go 0 → 1 in this many kimg.
-    augment_p: float = 0.0,             # Initial (or fixed) augmentation probability.
+    augment_p: float | None = None,     # Initial (or fixed) augmentation probability (None: 0); resuming: replaces the snapshot's.
     total_kimg: float = 25000,          # Training length in thousands of real images.
     kimg_per_tick: float = 4,           # Progress interval.
     image_snapshot_ticks: int | None = 50,    # Image grid interval in ticks; None = never.
@@ -191,6 +231,7 @@ def training_loop(
     allow_tf32: bool = False,           # TF32 matmuls and convolutions on Ampere+.
     deterministic: bool = False,        # torch.use_deterministic_algorithms (exact repeatability).
     num_threads: int | None = None,     # CPU threads of this process; None = torch's default.
+    dist_timeout: int | None = None,    # Collective timeout in seconds (train.py sets it on the process group).
     abort_fn=None,                      # Callable returning True to stop early (tests, signals).
     progress_fn=None,                   # Callable(cur_nimg, total_nimg) for progress reporting.
     options_for_meta: dict | None = None,  # The whole resolved options, stored in snapshots.
@@ -231,7 +272,9 @@ def training_loop(
             resume_snap = _transfer_snapshot(resume_snap, augment_kwargs)
             augment_p = resume_snap.pop('augment_p', augment_p)
         else:
-            log.info(f'Resuming from "{resume}"')
+            done_nimg = int(resume_snap['state']['cur_nimg'])
+            log.info(f'Resuming from "{resume}" at {done_nimg / 1000:g} kimg; --kimg={total_kimg:g} is the total '
+                     f'length, so {max(total_kimg - done_nimg / 1000, 0):g} kimg remain')
 
     # Data.
     training_set = dataset_lib.open_dataset(training_set_kwargs)
@@ -275,6 +318,8 @@ def training_loop(
         loss.load_state_dict(st['loss'])
         if ada is not None and st.get('ada') is not None:
             ada.load_state_dict(st['ada'])
+        if augment_pipe is not None and augment_p is not None:     # --p given on --resume
+            augment_pipe.p.copy_(torch.as_tensor(augment_p))
         if len(st['rng']) == num_gpus:
             restore_rng_state(st['rng'][rank], latent_gen)
         else:   # the per-rank random streams cannot be mapped onto a different process count
@@ -311,7 +356,11 @@ def training_loop(
     while not done:
         # Fetch data.
         with torch.autograd.profiler.record_function('data_fetch'):
-            phase_real_img, phase_real_c = next(training_set_iterator)
+            try:
+                phase_real_img, phase_real_c = next(training_set_iterator)
+            except dataset_lib.DatasetError as e:   # from a DataLoader worker: the last line is the original
+                message = str(e).strip().splitlines()[-1].split('DatasetError: ', 1)[-1]
+                _stop(log, f'{message} (training stopped at {cur_nimg / 1000:g} kimg)')
             phase_real_img = images_to_float(phase_real_img, device).split(batch_gpu)
             phase_real_c = phase_real_c.to(device).split(batch_gpu)
             # Latents for every phase of this step: the whole batch from the shared generator, this rank's slice.
@@ -366,6 +415,7 @@ def training_loop(
             fields.append(f'augment {training_stats.report0("Progress/augment", float(augment_pipe.p)):.3f}')
         fields += loss_fields(loss_collector)
         log.info(' '.join(fields))
+        check_divergence(log, loss_collector, {'G': G, 'D': D, 'G_ema': G_ema}, cur_nimg, run_dir, resume)
 
         # Image snapshot.
         if rank == 0 and image_snapshot_ticks is not None and (done or cur_tick % image_snapshot_ticks == 0):
@@ -451,7 +501,7 @@ def _setup_grid(training_set, G, device, seed: int, run_dir: str, write_reals: b
     rnd = np.random.RandomState(seed)
     gw, gh = grid_shape(training_set.resolution, len(training_set))
     if not training_set.has_labels:
-        idx = rnd.permutation(len(training_set))[:gw * gh]
+        idx = np.resize(rnd.permutation(len(training_set)), gw * gh)     # repeats when there are fewer images
     else:
         # One row per class where possible, as stylegan2-ada does.
         by_label: dict[tuple, list[int]] = {}
