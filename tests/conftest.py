@@ -1,7 +1,10 @@
 """Shared test configuration: CUDA-only tests are skipped without a GPU; paths to the shared data."""
 
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,13 @@ import pytest
 # training, the command-line scripts) would otherwise have every process spin on every core; on a
 # 2-core machine that oversubscription made the suite several times slower. Set before torch is imported.
 os.environ.setdefault('OMP_NUM_THREADS', '1')
+
+# One empty cache folder for the whole session (subprocesses inherit it): no test may pass only because
+# this machine's ~/.cache holds a classifier, a detector or real-data statistics from earlier runs, and
+# the suite writes nothing there. Files the tests need are made by the tests or skip with a reason.
+_SESSION_CACHE = tempfile.mkdtemp(prefix='stylegan2-softgan-test-cache-')
+os.environ['GANMC_CACHE_DIR'] = _SESSION_CACHE
+atexit.register(shutil.rmtree, _SESSION_CACHE, ignore_errors=True)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / 'shared' / 'data'
