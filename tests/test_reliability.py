@@ -585,3 +585,25 @@ def test_torchrun_lost_rank_stops_the_other_in_bounded_time_and_resume_continues
     resumed = [d for d in out.iterdir() if d.name.endswith('-resume')]
     assert len(resumed) == 1
     assert checkpoint.load_snapshot(checkpoint.list_snapshots(str(resumed[0]))[-1])['state']['cur_nimg'] == done + 32
+
+
+def test_oversized_image_is_refused_from_its_header_before_decoding(tmp_path):
+    """A decompression bomb among small images: its header says 4000x4000, so it is refused unread."""
+    import PIL.Image
+    from training import dataset
+    data = write_pngs(tmp_path / 'data', [(8, 8, 1)] * 8)
+    PIL.Image.new('L', (4000, 4000)).save(data / '00005.png')
+    ds = dataset.open_dataset(dataset.make_dataset_kwargs(str(data), validate=False))
+    decoded = []
+    real_load = PIL.ImageFile.ImageFile.load
+
+    def load(self):
+        decoded.append(self.size)
+        return real_load(self)
+    PIL.ImageFile.ImageFile.load = load
+    try:
+        with pytest.raises(dataset.DatasetError, match='00005.png: image is 4000x4000, but the data set is 8x8'):
+            dataset.validate_sample(ds)
+    finally:
+        PIL.ImageFile.ImageFile.load = real_load
+    assert (4000, 4000) not in decoded and (8, 8) in decoded

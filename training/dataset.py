@@ -53,11 +53,14 @@ def is_image_name(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
-def decode_image(data: bytes, where: str) -> np.ndarray:
+def decode_image(data: bytes, where: str, expect_size: tuple[int, int] | None = None) -> np.ndarray:
     """Decode PNG/JPEG/... bytes to uint8 HWC with C in (1, 3). Palette and 1-bit images become RGB/gray;
     alpha, CMYK, 16-bit and float images are refused (the networks take 1 or 3 channels of 8 bits)."""
     try:
         with PIL.Image.open(io.BytesIO(data)) as img:
+            if expect_size is not None and img.size != tuple(expect_size):    # from the header, before decoding
+                raise DatasetError(f'{where}: image is {img.size[0]}x{img.size[1]}, but the data set is '
+                                   f'{expect_size[0]}x{expect_size[1]}')
             img.load()  # PIL decodes lazily: force it so truncated files fail here, with the name attached
             mode = img.mode
             if mode == 'P':
@@ -434,7 +437,10 @@ class ImageFolderDataset(Dataset):
 
     def _load_raw_image(self, raw_idx: int) -> np.ndarray:
         where = self._raw_name(raw_idx)
-        image = decode_image(self._read_file(self._image_fnames[raw_idx], where), where)
+        # Once the first image has fixed the size, others are checked from their header before decoding (a
+        # decompression bomb among small images allocates nothing).
+        size = (self._raw_shape[3], self._raw_shape[2]) if getattr(self, '_raw_shape', None) else None
+        image = decode_image(self._read_file(self._image_fnames[raw_idx], where), where, expect_size=size)
         return image.transpose(2, 0, 1)  # HWC => CHW
 
     def _load_raw_labels(self) -> np.ndarray | None:
