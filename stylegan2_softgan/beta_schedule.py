@@ -224,9 +224,12 @@ class BetaSchedule:
     _OPTIONAL_KEYS = {'emd_floor_std': float('nan'), 'due': False}   # absent from first-release checkpoints
 
     def state_dict(self) -> dict:
-        """Numbers, plus the recent generated samples as a tensor under 'recent' (None if none)."""
+        """Numbers, the recent generated samples as a tensor under 'recent' (None if none), and the position of
+        the real source when it can tell it (`state_dict()`)."""
         state = {k: getattr(self, k) for k in (*self._STATE_KEYS, *self._OPTIONAL_KEYS)}
         state['recent'] = None if self.recent is None else self.recent.detach().cpu().clone()
+        if hasattr(self.real_source, 'state_dict'):      # the fresh reals of later measurements continue exactly
+            state['real_source'] = self.real_source.state_dict()
         state['config'] = {'interval': self.interval, 'floor': self.floor_mode, 'ema': self.ema,
                            'fixed': self.fixed, 'beta_max': self.beta_max, 'floor_pairs': self.floor_pairs,
                            'emd_samples': self.emd_samples}
@@ -245,6 +248,8 @@ class BetaSchedule:
         if recent is not None and not isinstance(recent, torch.Tensor):
             raise ValueError(f'beta schedule state: "recent" must be a tensor or None, got {type(recent).__name__}')
         self.recent = None if recent is None else recent.to(self.device, torch.float32)
+        if state.get('real_source') is not None and hasattr(self.real_source, 'load_state_dict'):
+            self.real_source.load_state_dict(state['real_source'])
         self._last_nimg = None
 
 

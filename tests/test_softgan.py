@@ -333,6 +333,12 @@ class _Pool:
         assert len(out) == n, 'pool exhausted'
         return out
 
+    def state_dict(self):
+        return {'pos': self.pos}
+
+    def load_state_dict(self, state):
+        self.pos = state['pos']
+
 
 def test_multi_pair_floor_is_the_mean_of_independent_pair_emds_and_its_spread_is_logged():
     g = torch.Generator().manual_seed(3)
@@ -392,7 +398,7 @@ def test_emd_samples_state_round_trip_resumes_exactly():
         a.on_generator_step(fakes[step], fakes[step], cur_nimg=step)
     b = BetaSchedule(real_source=_Pool(pool), interval=2, ema=0.5, floor='zero', emd_samples=12)
     b.load_state_dict(a.state_dict())
-    b.real_source.pos = a.real_source.pos
+    assert b.real_source.pos == a.real_source.pos > 0      # the source's position travels with the schedule
     assert torch.equal(a.recent, b.recent) and a.due == b.due
     for step in range(5, 9):
         a.on_generator_step(fakes[step], fakes[step], cur_nimg=step)
@@ -482,3 +488,24 @@ def test_reference_variant_generator_and_options():
     with pytest.raises(ValueError, match='constant β >= 0'):
         SoftGANLoss('cpu', G, D, variant='reference', beta=-1.0)
     assert get_loss_spec('soft-reference').defaults == {'variant': 'reference'}
+
+
+def test_training_loops_real_source_position_round_trips():
+    """The image loop's RealImageSource tells and restores its position (plain data), so a resumed
+    schedule draws the same fresh reals."""
+    from training.training_loop import RealImageSource
+
+    class Digits:
+        def __len__(self):
+            return 50
+
+        def __getitem__(self, i):
+            return np.full((1, 2, 2), i, dtype=np.uint8), None
+
+    a = RealImageSource(Digits(), 'cpu', 3)
+    a(5)
+    state = a.state_dict()
+    assert all(isinstance(v, (str, int)) for v in state.values())
+    b = RealImageSource(Digits(), 'cpu', 9)
+    b.load_state_dict(state)
+    assert torch.equal(a(7), b(7))

@@ -112,6 +112,18 @@ class RealImageSource:
         img = np.stack([self.dataset[int(i)][0] for i in idx])
         return images_to_float(torch.from_numpy(img), self.device)
 
+    def state_dict(self) -> dict:
+        """The RNG's position (its 128-bit integers as decimal strings: plain data for the snapshot), so that a
+        resumed β schedule draws the same fresh real images."""
+        st = self.rng.bit_generator.state
+        return {'bit_generator': st['bit_generator'], 'state': str(st['state']['state']),
+                'inc': str(st['state']['inc']), 'has_uint32': int(st['has_uint32']), 'uinteger': int(st['uinteger'])}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.bit_generator.state = {'bit_generator': state['bit_generator'],
+                                        'state': {'state': int(state['state']), 'inc': int(state['inc'])},
+                                        'has_uint32': int(state['has_uint32']), 'uinteger': int(state['uinteger'])}
+
 
 def capture_rng_state(latent_gen: torch.Generator) -> dict:
     state = {
