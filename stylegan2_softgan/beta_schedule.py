@@ -26,11 +26,12 @@ The measurements are smoothed by an exponential moving average (decay `ema`), an
 with β_max = 1/(2 ln 2) (the paper's Proposition 4), which is also the initial value. When EMD_ref is
 not above the floor the ratio is undefined; then s_t = 0 if EMD_smooth ≤ EMD_floor, else 1.
 
-Why the defaults (floor from 16 real pairs, 400-sample measurements) and not the first release's rule
-(one real pair, the step's own batch: `floor_pairs=1, emd_samples=None`, kept as an option): a single
-real-vs-real EMD of 100 grid25 points is 0.85 ± 0.21 over draws, as large as the EMD of a generator
-that misses 1-4 of the 25 modes, so that rule could switch β off while modes were still missing
-(docs/benchmarks/beta_schedule.md gives the measurements and the benchmark that chose the default).
+Why the defaults (floor averaged over 16 real pairs; the 2-D benchmarks also measure on 400 samples,
+`emd_samples=400`, while train.py keeps the step's batch unless --beta-samples is given) and not the first
+release's rule (one real pair, the step's own batch: `floor_pairs=1, emd_samples=None`, kept as an option):
+a single real-vs-real EMD of 100 grid25 points is 0.85 ± 0.21 over draws, as large as the EMD of a
+generator that misses a mode, so that rule could switch β off while modes were still missing. The
+measurements and the benchmark that chose the default: docs/benchmarks/beta_schedule.md.
 
 In a multi-process run the images of all ranks are gathered, rank 0 measures, and the resulting
 numbers are broadcast, so β is bit-identical on every rank. With `fixed` set, β is that constant and
