@@ -793,6 +793,9 @@ def resolve_options(_given=None, **kw):
         c.resume, _snap = resume_path, resume_snap
         if 'state' not in _snap:
             check_transfer(c, _snap)
+        else:   # a continued run keeps its run's name (its options come from the snapshot, see apply_resume)
+            m = re.match(r'^\d+-(.+?)(-resume)*$', os.path.basename(os.path.dirname(os.path.abspath(resume_path))))
+            desc = m.group(1) if m else desc
         desc += '-resume'
 
     metrics = kw['metrics']
