@@ -418,8 +418,9 @@ def summary_markdown(r: dict) -> str:
     for variant in ('cuda ops', 'bf16', 'ref ops + torch.compile'):
         a, b = by.get((variant, 'stylegan2')), by.get((variant, 'soft'))
         if a and b:
+            p = mann_whitney_p(a.get('samples_s', []), b.get('samples_s', []))
             lines.append(f'- SoftGAN over the StyleGAN2 loss, {variant}: {b["sec_per_kimg"] / a["sec_per_kimg"] - 1:+.1%} '
-                         '(target <= +3%)')
+                         f'(target <= +3%){"" if p is None else f"; Mann-Whitney p = {p:.3f}"}')
     ops = [o for o in r.get('ops', []) if o.get('cuda_gbs')]
     if ops:
         worst = min(ops, key=lambda o: o.get('of_peak') or 0)
