@@ -156,3 +156,15 @@ def test_standard_protocol_is_pacgans_released_configuration():
         protocols.make_run_config('stacked-quarter', 'ns', 0, 'standard')
     with pytest.raises(ValueError, match='unknown initialisation'):
         runner.initialise(seed_run.G, {'weight_sd': 0.1})
+
+
+def test_soft_default_is_the_multi_pair_floor_variant_in_the_2d_benchmarks():
+    """Stored soft-floor-multi runs stand for `soft` in the 2-D benchmarks: only the objective's name differs."""
+    for dataset in ('ring8', 'grid25'):
+        a = protocols.make_run_config(dataset, 'soft', 3, 'quick')
+        b = protocols.make_run_config(dataset, 'soft-floor-multi', 3, 'quick')
+        assert a.pop('objective') == 'soft' and b.pop('objective') == 'soft-floor-multi'
+        assert a == b
+        assert a.loss_kwargs.beta_floor_pairs == 16 and a.loss_kwargs.beta_emd_samples == 400
+    images = protocols.make_run_config('stacked-full', 'soft', 0, 'quick', data_path='mnist.npz')
+    assert 'beta_emd_samples' not in images.loss_kwargs          # images: the step's batch (not measured yet)
