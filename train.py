@@ -4,7 +4,7 @@ the β schedule options and --arch.
 Examples:
 
 \b
-  # The first run: embedded digits, SoftGAN, a few minutes on a laptop CPU.
+  # The first run: embedded digits, SoftGAN, 96 kimg (about 6 minutes of one CPU core).
   python train.py
 \b
   # SoftGAN on your data with 4 GPUs.
