@@ -40,9 +40,6 @@ from dnnlib.cli import CommaSeparatedList, OneLineErrors, UserError  # noqa: E40
 from training.phases import update_ema  # noqa: E402
 from training.training_loop import build_components, images_to_float  # noqa: E402
 
-REFERENCE_CPU_SECONDS = 22.7   # stylegan2-ada-pytorch networks, 64², batch 8, G+D step, 2-core CPU (issue 10)
-
-
 def device_name(device: torch.device) -> str:
     if device.type == 'cuda':
         return torch.cuda.get_device_name(device)
@@ -212,10 +209,7 @@ def main(mode, res, batch, loss, cfg, cbase, cmax, map_layers, aug, extra, reps,
         mem['peak_gpu_allocated_gb'] = max(c_.peak_gpu_gb for c_ in configs)
     print('memory: ' + ', '.join(f'{k} {v:.2f}' for k, v in mem.items()))
     if mode == 'networks' and device.type == 'cpu':
-        for row in results:
-            print(f'{row["label"]}: {row["median_s"]:.2f} s per G+D step = '
-                  f'{row["median_s"] / REFERENCE_CPU_SECONDS:.2f} x the reference codebase\'s {REFERENCE_CPU_SECONDS} s '
-                  f'(the figure issue 10 gives for 64², batch 8 on this machine class, not measured here; target <= 0.67)')
+        print('for a ratio against NVIDIA\'s code, measured side by side: benchmarks/vs_nvidia_cpu.py')
     if json_out:
         text = json.dumps(dict(device=device_name(device), torch=torch.__version__, results=results, memory=mem,
                                options={c_.label: c_.options for c_ in configs}), indent=2, default=str)

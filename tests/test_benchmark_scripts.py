@@ -88,7 +88,7 @@ def test_train_step_benchmark_runs_side_by_side(tmp_path, capsys, one_thread):
             '--warmup=0', '--ops=ours,textbook', f'--json-out={out}']
     assert main.main(args, standalone_mode=False) in (None, 0)
     text = capsys.readouterr().out
-    assert 'res=16 batch=4 loss=stylegan2 ops=textbook' in text and 'x the reference codebase' in text
+    assert 'res=16 batch=4 loss=stylegan2 ops=textbook' in text and 'vs_nvidia_cpu.py' in text
     data = json.loads(out.read_text())
     rows = data['results']
     assert [r['label'] for r in rows] == ['res=16 batch=4 loss=stylegan2 ops=ours',
