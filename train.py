@@ -630,7 +630,7 @@ def torchrun_env() -> tuple[int, int] | None:
 @click.option('--arch', help='Architecture family', type=click.Choice(architectures.list_archs()), default='stylegan2', show_default=True)
 @click.option('--beta', help='SoftGAN β: "auto" (EMD schedule) or a fixed value in [0, 0.7213]', metavar='auto|FLOAT')
 @click.option('--beta-interval', help='Generator steps between EMD measurements  [default: 4]', type=click.IntRange(min=1))
-@click.option('--beta-floor', help='EMD floor: real (two real batches), zero, or a number  [default: real]', metavar='real|zero|FLOAT')
+@click.option('--beta-floor', help='EMD floor: real (mean over --beta-pairs real-vs-real pairs), zero, or a number  [default: real]', metavar='real|zero|FLOAT')
 @click.option('--beta-ema', help='EMA decay of the measured EMD  [default: 0.9]', type=FiniteFloat(min=0, max=1, max_open=True))
 @click.option('--soft-g-loss', help='SoftGAN generator term  [default: linear]', type=click.Choice(['linear', 'ns']))
 @click.option('--soft-variant', help="SoftGAN: the paper's algorithm, or the authors' released toy code  [default: paper]", type=click.Choice(['paper', 'reference']))
