@@ -45,7 +45,7 @@ CFG_SPECS = {
     # The embedded 16x16 digits on a 2-core CPU in about 5 minutes, every digit in the samples (issue 15:
     # 32 channels throughout, R1 gamma 0.5, lr 0.002, 96 kimg; benchmarks/default_run_digits.py measures
     # the class shares, docs/performance.md has the runs).
-    'digits':    dict(ref_gpus=1,  kimg=96,     mb=32, mbstd=4,  fmaps=0.015625, lrate=0.002, gamma=0.5, ema=1, ramp=0.05, map=2, pl=0, mix=0, cmax=32, zdim=128, snap=6),
+    'digits':    dict(ref_gpus=1,  kimg=96,     mb=32, mbstd=4,  fmaps=0.015625, lrate=0.002, gamma=1, ema=1, ramp=0.05, map=2, pl=0, mix=0, cmax=32, zdim=128, snap=6),
 }
 
 AUGPIPE_SPECS = augment.PRESETS     # blit, geom, color, ..., bgcfnc: stylegan2-ada's pipelines
