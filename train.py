@@ -4,7 +4,7 @@ the β schedule options and --arch.
 Examples:
 
 \b
-  # The first run: embedded digits, SoftGAN, 96 kimg (about 6 minutes of one CPU core).
+  # The first run: embedded digits, SoftGAN, 96 kimg (about 4 minutes on 2 idle CPU cores).
   python train.py
 \b
   # SoftGAN on your data with 4 GPUs.
