@@ -203,15 +203,21 @@ def test_cli_r2_reg_every_and_rpgan():
     assert '--beta-samples' in msg and 'constant' in msg and '\n' not in msg
 
 
-@pytest.mark.parametrize('name', ['rpgan', 'rpgan-eb'])
-def test_rpgan_trains_a_tick_from_train_py(tmp_path, name):
-    _, cfg = resolve(*TINY, f'--loss={name}', '--gamma=0.1')
+def _train_one_tick(tmp_path, cfg):
+    """Run train.py's resolved options for their length without snapshots; (Loss/* collector, result)."""
     cfg = copy.deepcopy(cfg)
     cfg.update(image_snapshot_ticks=None, network_snapshot_ticks=None)
     os.makedirs(tmp_path / 'run')
     collector = training_stats.Collector(regex='Loss/.*')
     result = training_loop.training_loop(run_dir=str(tmp_path / 'run'), rank=0, **cfg)
     collector.update()
+    return collector, result
+
+
+@pytest.mark.parametrize('name', ['rpgan', 'rpgan-eb'])
+def test_rpgan_trains_a_tick_from_train_py(tmp_path, name):
+    _, cfg = resolve(*TINY, f'--loss={name}', '--gamma=0.1')
+    collector, result = _train_one_tick(tmp_path, cfg)
     for key in ('Loss/G/loss', 'Loss/D/loss', 'Loss/r1_penalty', 'Loss/r2_penalty'):
         assert collector.num(key) > 0 and np.isfinite(collector.mean(key)), (name, key)
     if name == 'rpgan-eb':
@@ -223,12 +229,7 @@ def test_rpgan_trains_a_tick_from_train_py(tmp_path, name):
 def test_reference_soft_variant_trains_a_tick_from_train_py(tmp_path):
     _, cfg = resolve(*TINY, '--loss=soft', '--soft-variant=reference')
     assert cfg.loss_kwargs.variant == 'reference'
-    cfg = copy.deepcopy(cfg)
-    cfg.update(image_snapshot_ticks=None, network_snapshot_ticks=None)
-    os.makedirs(tmp_path / 'run')
-    collector = training_stats.Collector(regex='Loss/.*')
-    result = training_loop.training_loop(run_dir=str(tmp_path / 'run'), rank=0, **cfg)
-    collector.update()
+    collector, result = _train_one_tick(tmp_path, cfg)
     for key in ('Loss/G/loss', 'Loss/D/loss', 'Loss/entropy/real', 'Loss/entropy/fake'):
         assert collector.num(key) > 0 and np.isfinite(collector.mean(key)), key
     assert collector.num('Loss/beta') == 0          # constant β, no schedule
