@@ -222,6 +222,28 @@ def test_plots_have_labelled_axes_readable_legends_and_beta_apart_from_emd(tmp_p
     assert sorted(run_logging.write_plots(str(tmp_path))) == sorted(figures)
 
 
+def test_metric_results_of_different_scales_get_their_own_panels(tmp_path):
+    import matplotlib.pyplot as plt
+    with open(tmp_path / 'metric-cat_cov1k.jsonl', 'w') as f:
+        for kimg, std in ((4, 190.0), (8, 30.0)):
+            res = {'cat_cov1k_coverage': 0.9, 'cat_cov1k_entropy': 2.2, 'cat_cov1k_mean_label': 4.6,
+                   'cat_cov1k_count_std': std, **{f'cat_cov1k_share{d}': 0.1 for d in range(10)}}
+            f.write(json.dumps({'results': res, 'snapshot_pkl': f'network-snapshot-{kimg:06d}.pt'}) + '\n')
+    fig = run_logging.plot_figures(str(tmp_path))['plot-metrics.png']
+    try:
+        legends = [[t.get_text() for t in ax.get_legend().get_texts()] for ax in fig.axes]
+        assert legends == [['coverage'] + [f'share{d}' for d in range(10)],     # values within [0, 1]
+                           ['entropy', 'mean_label'],                            # 2.2 and 4.6: one scale
+                           ['count_std']]                                        # up to 190
+        assert all(ax.get_ylabel() == 'cat_cov1k' for ax in fig.axes)
+        colours = [line.get_color() for line in fig.axes[0].get_lines()]
+        assert len(set(colours)) == len(colours)                                # 11 curves, 11 colours
+    finally:
+        plt.close(fig)
+    assert run_logging._scale_groups({'a': (np.zeros(1), np.array([12.0])), 'b': (np.zeros(1), np.array([6.0])),
+                                      'c': (np.zeros(1), np.array([0.5]))}) == [['a', 'b'], ['c']]
+
+
 # ----------------------------------------------------------------------------
 # train.py options.
 

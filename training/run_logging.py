@@ -252,18 +252,52 @@ def _pyplot():
 
 def _panels_figure(plt, title: str, panels: list[tuple[str, dict[str, tuple[np.ndarray, np.ndarray]]]]):
     """A figure with one axes per panel (stacked, shared x): each has its y label and legend."""
-    fig, axes = plt.subplots(len(panels), 1, figsize=(7, 2.2 + 1.8 * len(panels)), dpi=100, sharex=True,
-                             squeeze=False)
+    crowded = max(len(curves) for _, curves in panels) > LEGEND_INSIDE_MAX
+    fig, axes = plt.subplots(len(panels), 1, figsize=(9.5 if crowded else 7, 2.2 + 1.8 * len(panels)), dpi=100,
+                             sharex=True, squeeze=False)
     for ax, (ylabel, curves) in zip(axes[:, 0], panels):
+        if len(curves) > 10:                    # past the default ten colours: twenty distinct ones
+            ax.set_prop_cycle(color=plt.get_cmap('tab20').colors)
         for label, (x, y) in curves.items():
             ax.plot(x, y, label=label, marker='.' if len(x) < 30 else None)
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if len(curves) > LEGEND_INSIDE_MAX:     # a long legend beside the axes instead of over the curves
+            ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1.0), ncol=1 + (len(curves) > 12))
+        else:
+            ax.legend(fontsize=8)
     axes[-1, 0].set_xlabel(X_LABEL)
     axes[0, 0].set_title(title)
     fig.tight_layout()
     return fig
+
+
+LEGEND_INSIDE_MAX = 6     # more curves than this: the legend goes beside the axes
+
+
+def _scale_groups(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> list[list[str]]:
+    """Split one metric's result keys into panels whose values share a scale: every key whose values all
+    lie in [0, 1] (coverages, shares, precision ...) together, the others grouped so that no key's largest
+    magnitude is under a tenth of its panel's largest. Keys keep their order; the panel holding the first
+    key comes first."""
+    unit = [k for k, (_, y) in curves.items() if np.all((y >= 0) & (y <= 1))]
+    rest = sorted((k for k in curves if k not in unit), key=lambda k: -float(np.max(np.abs(curves[k][1]))))
+    groups = [unit] if unit else []
+    top = None
+    for key in rest:
+        size = float(np.max(np.abs(curves[key][1])))
+        if top is None or size < top / 10:
+            groups.append([])
+            top = size
+        groups[-1].append(key)
+    order = list(curves)
+    groups = [sorted(g, key=order.index) for g in groups]
+    return sorted(groups, key=lambda g: order.index(g[0]))
+
+
+def _result_label(metric: str, key: str) -> str:
+    """'cat_cov1k_share3' in the cat_cov1k panel reads 'share3'; the headline key keeps its name."""
+    return key[len(metric) + 1:] if key.startswith(metric + '_') else key
 
 
 def plot_figures(run_dir: str) -> dict:
@@ -299,8 +333,9 @@ def plot_figures(run_dir: str) -> dict:
                 if isinstance(value, (int, float)) and nimg is not None:
                     curves.setdefault(key, []).append((nimg / 1e3, float(value)))
         curves = {key: tuple(np.array(v) for v in zip(*sorted(pts))) for key, pts in curves.items()}
-        if curves:
-            panels.append((mf[len('metric-'):-len('.jsonl')], curves))
+        metric = mf[len('metric-'):-len('.jsonl')]
+        for group in _scale_groups(curves):
+            panels.append((metric, {_result_label(metric, key): curves[key] for key in group}))
     if panels:
         figures['plot-metrics.png'] = _panels_figure(plt, 'Metrics at each snapshot', panels)
     return figures
