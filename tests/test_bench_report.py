@@ -16,6 +16,8 @@ def test_late_mean_uses_the_last_points_that_define_the_key():
     assert report.late_mean(curve, 'modes_captured', points=5) == pytest.approx((5 + 7 + 8 + 6 + 4) / 5)
     assert report.late_mean(curve, 'modes_captured', points=2) == pytest.approx(5.0)
     assert report.late_mean(curve, 'absent') is None
+    # Only points at or after from_step count: a short run's first points are never "late".
+    assert report.late_mean(curve, 'modes_captured', points=5, from_step=2500) == pytest.approx((8 + 6 + 4) / 3)
 
 
 def test_interval_and_welch_against_hand_formulas():
@@ -43,7 +45,8 @@ def test_interval_and_welch_against_hand_formulas():
 
 def _run(obj, seed, modes, hq=0.5):
     curve = [dict(step=500 * k, modes_captured=v, hq_fraction=hq) for k, v in enumerate(modes)]
-    return dict(config=dict(objective=obj, seed=seed, num_curve=2500), curve=curve, final={}, timing={})
+    return dict(config=dict(objective=obj, seed=seed, num_curve=2500, steps=500 * (len(modes) - 1)), curve=curve,
+                final={}, timing={})
 
 
 def test_late_table_rows_and_the_baseline_test():
@@ -53,9 +56,11 @@ def test_late_table_rows_and_the_baseline_test():
     assert lines[0].startswith('Late training') and '2,500 samples' in lines[0]
     ns_row = next(line for line in lines if line.startswith('| ns |'))
     soft_row = next(line for line in lines if line.startswith('| soft |'))
-    ns_late = [np.mean([14 + s, 13, 15, 14, 12][:5]) for s in range(3)]
+    # 7 points over 3,000 steps: the second half is steps 1,500-3,000 (4 points), so the step-1,000 point
+    # (12 for ns, 22 for soft) is left out although it is among the last 5.
+    ns_late = [np.mean([14 + s, 13, 15, 14]) for s in range(3)]
     assert f'{np.mean(ns_late):.1f} ± {np.std(ns_late, ddof=1):.1f}' in ns_row
-    soft_late = [np.mean([22, 24, 23 + s, 25, 24]) for s in range(3)]
+    soft_late = [np.mean([24, 23 + s, 25, 24]) for s in range(3)]
     t, p = report.welch(soft_late, ns_late)
     assert f'{t:+.2f}' in soft_row and f'{p:.3f}' in soft_row
     assert report.make_late_table('swissroll', objs) == []
