@@ -71,3 +71,28 @@ def test_environments_name_machines_and_unrecorded_runs():
     lines = report.environments(runs)
     assert 'x86_64, 2 CPU cores, torch 2.13.0+cpu, Python 3.11.7: 1 runs' in lines
     assert any(line.startswith('unrecorded') for line in lines)
+
+
+def test_summary_table_against_the_late_table_numbers():
+    grid = {'ns': [_run('ns', s, [0, 10, 12, 14 + s, 13, 15, 14]) for s in range(3)],
+            'soft': [_run('soft', s, [0, 20, 22, 24, 23 + s, 25, 24]) for s in range(3)]}
+    for objs in grid.values():
+        for r in objs:
+            r['config']['dataset'] = 'grid25'
+    ring = {'ns': [_run('ns', s, [0, 5, 6, 7, 7 - s % 2]) for s in range(4)]}
+    for r in ring['ns']:
+        r['config']['dataset'] = 'ring8'
+    lines = report.make_summary_table({('quick', 'grid25'): grid, ('quick', 'ring8'): ring}, 'quick')
+    assert lines[0] == '## Summary (quick protocol): late-training mode count'
+    assert '| objective | ring8 | grid25 |' in lines
+    ns_row = next(line for line in lines if line.startswith('| ns |'))
+    soft_row = next(line for line in lines if line.startswith('| soft |'))
+    ring_late = [np.mean([6, 7, 7 - s % 2]) for s in range(4)]      # 5 points over 2,000 steps: steps ≥ 1,000
+    ns_late = [np.mean([14 + s, 13, 15, 14]) for s in range(3)]
+    soft_late = [np.mean([24, 23 + s, 25, 24]) for s in range(3)]
+    assert ns_row == (f'| ns | {np.mean(ring_late):.1f} ± {np.std(ring_late, ddof=1):.1f} (4) | '
+                      f'{np.mean(ns_late):.1f} ± {np.std(ns_late, ddof=1):.1f} (3) |')
+    t, p = report.welch(soft_late, ns_late)
+    assert t > 0 and p < 0.05
+    assert soft_row == f'| soft | – | {np.mean(soft_late):.1f} ± {np.std(soft_late, ddof=1):.1f} (3), p = {p:.3f} ▲ |'
+    assert report.make_summary_table({('quick', 'swissroll'): grid}, 'quick') == []

@@ -1,7 +1,9 @@
 """Tables and figures from the stored run results of an output folder.
 
-    results.md                    per data set: mean ± std over seeds per objective, published anchors beside
-                                  (and, under its header, the discussion in notes.md when the folder has one)
+    results.md                    a summary (per protocol: objectives × data sets, late-training mode count
+                                  and its test against ns), then per data set: mean ± std over seeds per
+                                  objective, published anchors beside (and, under its header, the discussion
+                                  in notes.md when the folder has one)
     figures/<dataset>_samples.png samples of the first seed per objective (over the true modes for 2-D data)
     figures/<dataset>_curves.png  curves over training of the first seed: scores, batch EMD, β, Geometry Score
 
@@ -182,6 +184,48 @@ def make_late_table(dataset: str, objs: dict) -> list[str]:
     return lines
 
 
+def _late_modes(run: dict) -> float | None:
+    """A run's late-training mode count (see make_late_table); None for data without modes."""
+    kind = dataset_kind(run['config']['dataset'])
+    if kind not in _LATE_KEYS:
+        return None
+    return late_mean(run['curve'], _LATE_KEYS[kind][0], from_step=run['config']['steps'] // 2)
+
+
+def make_summary_table(groups: dict, protocol: str) -> list[str]:
+    """One row per objective, one column per data set with modes: the late-training mode count (mean ± std
+    over seeds) and Welch's p against `ns`, marked ▲/▼ where p < 0.05; empty when no data set has modes."""
+    datasets = sorted((d for (p, d) in groups if p == protocol and dataset_kind(d) in _LATE_KEYS), key=_dataset_order)
+    if not datasets:
+        return []
+    late = {d: {obj: [v for v in map(_late_modes, runs) if v is not None] for obj, runs in groups[(protocol, d)].items()}
+            for d in datasets}
+    objectives = _objective_order({o for d in datasets for o in late[d]})
+    lines = [f'## Summary ({protocol} protocol): late-training mode count', '',
+             'Per seed the mean mode count over the last curve points of the second half of training (the tables '
+             f'below say how many samples each point scores); mean ± std over seeds, the number of seeds, and '
+             f'Welch\'s two-sided p against `{BASELINE}` (▲ above, ▼ below it at p < 0.05; several tests, no '
+             'correction for multiple comparisons).', '',
+             '| objective | ' + ' | '.join(datasets) + ' |', '| --- |' + ' --- |' * len(datasets)]
+    for obj in objectives:
+        cells = []
+        for d in datasets:
+            vals, base = late[d].get(obj, []), late[d].get(BASELINE, [])
+            if not vals:
+                cells.append('–')
+                continue
+            mean, std, n = mean_std(vals)
+            decimals = 1 if dataset_kind(d) == 'mixture' else 0
+            text = f'{mean:.{decimals}f}' + ('' if std is None else f' ± {std:.{decimals}f}') + f' ({n})'
+            test = None if obj == BASELINE else welch(vals, base)
+            if test is not None:
+                mark = '' if test[1] >= 0.05 else (' ▲' if test[0] > 0 else ' ▼')
+                text += f', p = {test[1]:.3f}{mark}'
+            cells.append(text)
+        lines.append(f'| {obj} | ' + ' | '.join(cells) + ' |')
+    return lines
+
+
 def environments(results: list[dict]) -> list[str]:
     """The machines and torch versions the stored runs name (runs stored before this was recorded: 'unrecorded')."""
     seen: dict = {}
@@ -285,6 +329,10 @@ def write_report(outdir: str, protocol: str | None = None, commands: list[str] |
     if os.path.isfile(notes_path):
         with open(notes_path, encoding='utf-8') as f:
             lines += [f.read().strip(), '']
+    for proto in sorted({p for p, _d in groups}):
+        summary = make_summary_table(groups, proto)
+        if summary:
+            lines += summary + ['']
     threads = sorted({r['timing']['threads'] for r in results})
     lines += [f'Report written {time.strftime("%Y-%m-%d")} on {platform.machine()} with {os.cpu_count()} CPU cores; '
               f'torch threads per run: {", ".join(map(str, threads))}. Run times are wall-clock seconds of training '
