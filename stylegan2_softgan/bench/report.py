@@ -325,14 +325,14 @@ def write_report(outdir: str, protocol: str | None = None, commands: list[str] |
         lines += ['Commands that produced the runs (each reuses runs already stored with the same '
                   'configuration; delete `runs/` to recompute everything):', '']
         lines += [f'    {cmd}' for cmd in commands] + ['']
-    notes_path = os.path.join(outdir, NOTES_FILENAME)
-    if os.path.isfile(notes_path):
-        with open(notes_path, encoding='utf-8') as f:
-            lines += [f.read().strip(), '']
     for proto in sorted({p for p, _d in groups}):
         summary = make_summary_table(groups, proto)
         if summary:
             lines += summary + ['']
+    notes_path = os.path.join(outdir, NOTES_FILENAME)
+    if os.path.isfile(notes_path):
+        with open(notes_path, encoding='utf-8') as f:
+            lines += [f.read().strip(), '']
     threads = sorted({r['timing']['threads'] for r in results})
     lines += [f'Report written {time.strftime("%Y-%m-%d")} on {platform.machine()} with {os.cpu_count()} CPU cores; '
               f'torch threads per run: {", ".join(map(str, threads))}. Run times are wall-clock seconds of training '
