@@ -96,3 +96,22 @@ def test_summary_table_against_the_late_table_numbers():
     assert t > 0 and p < 0.05
     assert soft_row == f'| soft | – | {np.mean(soft_late):.1f} ± {np.std(soft_late, ddof=1):.1f} (3), p = {p:.3f} ▲ |'
     assert report.make_summary_table({('quick', 'swissroll'): grid}, 'quick') == []
+
+
+def test_questions_table_differences_and_tests():
+    def runs(obj, tails):
+        out = [_run(obj, s, [0, 3, 4] + tail) for s, tail in enumerate(tails)]
+        for r in out:
+            r['config']['dataset'] = 'grid25'
+        return out
+    eb = runs('rpgan-eb', [[20, 21, 22], [22, 22, 23], [21, 21, 21]])
+    rp = runs('rpgan', [[19, 20, 20], [20, 20, 20], [18, 19, 21]])
+    lines = report.make_questions_table({('quick', 'grid25'): {'rpgan-eb': eb, 'rpgan': rp, 'ns': rp}}, 'quick')
+    row = next(line for line in lines if '`rpgan-eb` − `rpgan`' in line)
+    # 6 points over 2,500 steps: the second half holds the last three (the "4" at step 1,000 is left out).
+    a = [np.mean(t) for t in ([20, 21, 22], [22, 22, 23], [21, 21, 21])]
+    b = [np.mean(t) for t in ([19, 20, 20], [20, 20, 20], [18, 19, 21])]
+    t, p = report.welch(a, b)
+    assert row.endswith(f'| {np.mean(a) - np.mean(b):+.1f}, p = {p:.3f} |')
+    assert not any('soft-floor-single' in line for line in lines)       # questions without runs are left out
+    assert report.make_questions_table({('quick', 'grid25'): {'ns': rp}}, 'quick') == []

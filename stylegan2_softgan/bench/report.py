@@ -226,6 +226,46 @@ def make_summary_table(groups: dict, protocol: str) -> list[str]:
     return lines
 
 
+# Head-to-head questions the report answers beside the comparisons with ns: (objective, against, question).
+QUESTIONS = (
+    ('rpgan-eb', 'rpgan', "does SoftGAN's entropy bonus help RpGAN?"),
+    ('soft', 'soft-floor-single', "SoftGAN's β schedule: 16-pair floor (default) against the first release's rule"),
+    ('soft', 'soft-floor-zero', "SoftGAN's β schedule: 16-pair floor against no floor"),
+    ('soft', 'soft-beta-fixed', "SoftGAN's β schedule: 16-pair floor against a constant β = 0.7213"),
+    ('soft-reference', 'soft', "the authors' released toy code against the paper's algorithm"),
+)
+
+
+def make_questions_table(groups: dict, protocol: str) -> list[str]:
+    """For each of QUESTIONS with both objectives stored on some data set: the difference of the late-training
+    mode counts (mean over seeds) and Welch's two-sided p; empty when no question has runs."""
+    datasets = sorted((d for (p, d) in groups if p == protocol and dataset_kind(d) in _LATE_KEYS), key=_dataset_order)
+    rows = []
+    for obj, other, question in QUESTIONS:
+        cells, any_pair = [], False
+        for d in datasets:
+            objs = groups[(protocol, d)]
+            a = [v for v in map(_late_modes, objs.get(obj, [])) if v is not None]
+            b = [v for v in map(_late_modes, objs.get(other, [])) if v is not None]
+            if not (a and b):
+                cells.append('–')
+                continue
+            any_pair = True
+            test = welch(a, b)
+            decimals = 1 if dataset_kind(d) == 'mixture' else 0
+            diff = float(np.mean(a) - np.mean(b))
+            diff = 0.0 if round(diff, decimals) == 0 else diff          # no "-0.0"
+            cells.append(f'{diff:+.{decimals}f}' + ('' if test is None else f', p = {test[1]:.3f}'))
+        if any_pair:
+            rows.append(f'| {question} | `{obj}` − `{other}` | ' + ' | '.join(cells) + ' |')
+    if not rows:
+        return []
+    return ([f'Head to head ({protocol} protocol): difference of the late-training mode counts (mean over seeds) '
+             "and Welch's two-sided p:", '',
+             '| question | difference | ' + ' | '.join(datasets) + ' |', '| --- | --- |' + ' --- |' * len(datasets)]
+            + rows)
+
+
 def environments(results: list[dict]) -> list[str]:
     """The machines and torch versions the stored runs name (runs stored before this was recorded: 'unrecorded')."""
     seen: dict = {}
@@ -329,6 +369,9 @@ def write_report(outdir: str, protocol: str | None = None, commands: list[str] |
         summary = make_summary_table(groups, proto)
         if summary:
             lines += summary + ['']
+        questions = make_questions_table(groups, proto)
+        if questions:
+            lines += questions + ['']
     notes_path = os.path.join(outdir, NOTES_FILENAME)
     if os.path.isfile(notes_path):
         with open(notes_path, encoding='utf-8') as f:
