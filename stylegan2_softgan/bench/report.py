@@ -161,11 +161,7 @@ def make_late_table(dataset: str, objs: dict) -> list[str]:
     modes_key, second_key = _LATE_KEYS[kind]
     second = 'high quality %' if kind == 'mixture' else 'KL to uniform'
     scale = 100 if kind == 'mixture' else 1
-
-    def late(run, key):
-        return late_mean(run['curve'], key, from_step=run['config']['steps'] // 2)
-
-    late_modes = {obj: [late(r, modes_key) for r in runs] for obj, runs in objs.items()}
+    late_modes = {obj: [_late(r, modes_key) for r in runs] for obj, runs in objs.items()}
     num_curve = next(iter(objs.values()))[0]['config']['num_curve']
     lines = [f'Late training (per seed the mean over the last {LATE_POINTS} curve points of the second half of '
              f'training, each scoring {num_curve:,} samples; mean ± std over seeds, 95 % interval of the mean, Welch\'s t test against '
@@ -177,25 +173,33 @@ def make_late_table(dataset: str, objs: dict) -> list[str]:
         vals = [v for v in late_modes[obj] if v is not None]
         ci = interval95(vals)
         ci_text = '–' if ci is None else f'{ci[0]:.1f} – {ci[1]:.1f}'
-        sec = format_cell([late(r, second_key) for r in objs[obj]], scale, 1 if kind == 'mixture' else 2)
+        sec = format_cell([_late(r, second_key) for r in objs[obj]], scale, 1 if kind == 'mixture' else 2)
         test = None if obj == BASELINE else welch(vals, base)
         t_text, p_text = ('–', '–') if test is None else (f'{test[0]:+.2f}', f'{test[1]:.3f}')
         lines.append(f'| {obj} | {format_cell(vals, 1, 1)} | {ci_text} | {sec} | {t_text} | {p_text} | {len(vals)} |')
     return lines
 
 
+def _late(run: dict, key: str) -> float | None:
+    """A run's late-training mean of `key`: the last curve points of the second half of its training."""
+    return late_mean(run['curve'], key, from_step=run['config']['steps'] // 2)
+
+
 def _late_modes(run: dict) -> float | None:
     """A run's late-training mode count (see make_late_table); None for data without modes."""
     kind = dataset_kind(run['config']['dataset'])
-    if kind not in _LATE_KEYS:
-        return None
-    return late_mean(run['curve'], _LATE_KEYS[kind][0], from_step=run['config']['steps'] // 2)
+    return _late(run, _LATE_KEYS[kind][0]) if kind in _LATE_KEYS else None
+
+
+def _mode_datasets(groups: dict, protocol: str) -> list[str]:
+    """The data sets with modes that have runs under `protocol`, in report order."""
+    return sorted((d for (p, d) in groups if p == protocol and dataset_kind(d) in _LATE_KEYS), key=_dataset_order)
 
 
 def make_summary_table(groups: dict, protocol: str) -> list[str]:
     """One row per objective, one column per data set with modes: the late-training mode count (mean ± std
     over seeds) and Welch's p against `ns`, marked ▲/▼ where p < 0.05; empty when no data set has modes."""
-    datasets = sorted((d for (p, d) in groups if p == protocol and dataset_kind(d) in _LATE_KEYS), key=_dataset_order)
+    datasets = _mode_datasets(groups, protocol)
     if not datasets:
         return []
     late = {d: {obj: [v for v in map(_late_modes, runs) if v is not None] for obj, runs in groups[(protocol, d)].items()}
@@ -239,7 +243,7 @@ QUESTIONS = (
 def make_questions_table(groups: dict, protocol: str) -> list[str]:
     """For each of QUESTIONS with both objectives stored on some data set: the difference of the late-training
     mode counts (mean over seeds) and Welch's two-sided p; empty when no question has runs."""
-    datasets = sorted((d for (p, d) in groups if p == protocol and dataset_kind(d) in _LATE_KEYS), key=_dataset_order)
+    datasets = _mode_datasets(groups, protocol)
     rows = []
     for obj, other, question in QUESTIONS:
         cells, any_pair = [], False
