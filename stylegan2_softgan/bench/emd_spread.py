@@ -11,6 +11,7 @@ EMD stands several floor standard deviations above the floor.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import click
@@ -28,8 +29,7 @@ def sample_missing_modes(data: data2d.Data2D, n: int, missing: int, rng: np.rand
         raise ValueError(f'{data.name}: only mixtures have modes to miss')
     if not 0 <= missing < len(data.means):
         raise ValueError(f'{data.name}: can miss 0 to {len(data.means) - 1} modes, not {missing}')
-    kept = data.means[missing:]
-    return kept[rng.integers(0, len(kept), size=n)] + data.sigma * rng.standard_normal((n, 2))
+    return dataclasses.replace(data, means=data.means[missing:]).sample_true(n, rng)
 
 
 def emd_of(x: np.ndarray, y: np.ndarray) -> float:
@@ -68,17 +68,17 @@ def main(datasets, sizes, missing, floor_pairs, gen_pairs, seed):
         raise UserError('--sizes/--missing: expected comma-separated integers') from None
     if any(s < 2 for s in sizes):
         raise UserError('--sizes: every size must be at least 2')
+    if any(k < 0 for k in missing):
+        raise UserError('--missing: numbers of modes must be >= 0')
+    most = max(missing, default=0)
     datas = []
     for name in datasets:
         try:
             datas.append(data2d.get_dataset(name))
         except (KeyError, ValueError) as e:
             raise UserError(f'--datasets: {e}') from None
-        most = max(missing, default=0)
         if datas[-1].kind != 'mixture' or most >= len(datas[-1].means):
             raise UserError(f'--datasets: {name} is not a mixture with more than {most} modes')
-    if any(k < 0 for k in missing):
-        raise UserError('--missing: numbers of modes must be >= 0')
     rng = np.random.default_rng(seed)
     heads = ['real vs real (floor)'] + [f'misses {k} mode{"s" * (k != 1)}' for k in missing]
     print('| data | n | ' + ' | '.join(heads) + ' | ms per EMD |')
