@@ -42,8 +42,8 @@ CFG_SPECS = {
     'paper512':  dict(ref_gpus=8,  kimg=25000,  mb=64, mbstd=8,  fmaps=1,   lrate=0.0025, gamma=0.5,  ema=20,  ramp=None, map=8, pl=2, mix=0.9),
     'paper1024': dict(ref_gpus=8,  kimg=25000,  mb=32, mbstd=4,  fmaps=1,   lrate=0.002,  gamma=2,    ema=10,  ramp=None, map=8, pl=2, mix=0.9),
     'cifar':     dict(ref_gpus=2,  kimg=100000, mb=64, mbstd=32, fmaps=1,   lrate=0.0025, gamma=0.01, ema=500, ramp=0.05, map=2, pl=0, mix=0, d_arch='orig'),
-    # The embedded 16x16 digits on a 2-core CPU in about 5 minutes, every digit in the samples (issue 15:
-    # 32 channels throughout, R1 gamma 0.5, lr 0.002, 96 kimg; benchmarks/default_run_digits.py measures
+    # The embedded 16x16 digits on a 2-core CPU in about 4 minutes, every digit in the samples (issue 15:
+    # 32 channels throughout, R1 gamma 1, lr 0.002, 96 kimg; benchmarks/default_run_digits.py measures
     # the class shares, docs/performance.md has the runs).
     'digits':    dict(ref_gpus=1,  kimg=96,     mb=32, mbstd=4,  fmaps=0.015625, lrate=0.002, gamma=1, ema=1, ramp=0.05, map=2, pl=0, mix=0, cmax=32, zdim=128, snap=6),
 }
