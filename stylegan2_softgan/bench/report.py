@@ -485,6 +485,8 @@ def make_figures(outdir: str, protocol: str, dataset: str, objs: dict, log=print
         cols = min(3, len(curve_keys))
         rows = -(-len(curve_keys) // cols)
         fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False)
+        # Past ten objectives the default cycle repeats its colours: twenty distinct ones instead.
+        colours = [f'C{k}' for k in range(10)] if len(firsts) <= 10 else list(plt.get_cmap('tab20').colors)
         for ax in axes.flat:
             ax.axis('off')
         for ax, key in zip(axes.flat, curve_keys):
@@ -493,15 +495,19 @@ def make_figures(outdir: str, protocol: str, dataset: str, objs: dict, log=print
                 pts = [(p['step'], p[key]) for p in r['curve'] if p.get(key) is not None]
                 if pts:   # one colour per objective in every panel, even where others have no curve (β)
                     x, y = zip(*pts)
-                    ax.plot(x, y, label=obj, linewidth=1, color=f'C{k % 10}')
+                    ax.plot(x, y, label=obj, linewidth=1, color=colours[k % len(colours)])
             ax.set_title(key.replace('_', ' '), fontsize=9)
             ax.set_xlabel('generator step', fontsize=8)
             ax.tick_params(labelsize=7)
-        axes.flat[0].legend(fontsize=7)
+        crowded = len(firsts) > 6
+        if crowded:       # a long legend goes beside the panels, not over the first one's curves
+            fig.legend(*axes.flat[0].get_legend_handles_labels(), fontsize=7, loc='center right')
+        else:
+            axes.flat[0].legend(fontsize=7)
         seeds = sorted({r['config']['seed'] for r in firsts.values()})
         fig.suptitle(f'{dataset} ({protocol}), seed {seeds[0] if len(seeds) == 1 else seeds}: curves over training',
                      fontsize=10)
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0, 0.86, 1) if crowded else None)
         path = stem + '_curves.png'
         _save(fig, path)
         plt.close(fig)
