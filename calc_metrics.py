@@ -34,12 +34,12 @@ def _fail(message: str) -> None:
 
 def subprocess_fn(rank: int, args: dnnlib.EasyDict, temp_dir: str) -> None:
     """One evaluating process (rank 0 of 1 when --gpus=1)."""
-    from torch_utils import checkpoint
+    from torch_utils import checkpoint, misc
     use_cuda = args.device == 'cuda'
     if args.num_gpus > 1:
         init_file = os.path.abspath(os.path.join(temp_dir, '.torch_distributed_init'))
         backend = 'nccl' if use_cuda else 'gloo'
-        torch.distributed.init_process_group(backend=backend, init_method=f'file://{init_file}', rank=rank, world_size=args.num_gpus)
+        misc.init_process_group(backend=backend, init_method=f'file://{init_file}', rank=rank, world_size=args.num_gpus)
     device = torch.device('cuda', rank) if use_cuda else torch.device('cpu')
     if use_cuda:
         torch.cuda.set_device(device)

@@ -462,12 +462,12 @@ def check_transfer(c, snap: dict) -> None:
 
 def subprocess_fn(rank: int, c: dict, temp_dir: str) -> None:
     import torch
-    from training import training_loop
+    from torch_utils import misc
     if c['num_gpus'] > 1:
         backend = 'nccl' if torch.cuda.is_available() else 'gloo'
         init_file = os.path.abspath(os.path.join(temp_dir, '.torch_distributed_init'))
-        torch.distributed.init_process_group(backend=backend, init_method=f'file://{init_file}', rank=rank,
-                                             world_size=c['num_gpus'], timeout=_dist_timeout(c))
+        misc.init_process_group(backend=backend, init_method=f'file://{init_file}', rank=rank,
+                                world_size=c['num_gpus'], timeout=_dist_timeout(c))
     try:
         train_one_line(rank, c)
     finally:
@@ -835,9 +835,10 @@ def run(c: dict, desc: str, outdir: str) -> None:
         return
     # torchrun: every process runs this script; rank 0 makes the run folder and tells the others.
     import torch
+    from torch_utils import misc
     rank, world = env
     backend = 'nccl' if torch.cuda.is_available() else 'gloo'
-    torch.distributed.init_process_group(backend=backend, timeout=_dist_timeout(c))
+    misc.init_process_group(backend=backend, timeout=_dist_timeout(c))
     if not torch.cuda.is_available():      # CPU processes of one machine share its cores, as with --gpus
         c['num_threads'] = max(1, (os.cpu_count() or 1) // int(os.environ.get('LOCAL_WORLD_SIZE', world)))
     holder = [None]

@@ -178,6 +178,16 @@ def test_third_order_gradients():
     assert torch.autograd.gradgradcheck(second, (x,))
 
 
+def test_setup_filter_under_meta_default_device():
+    # Checkpoint validation builds networks under torch.device('meta'); the taps must still be numbers
+    # (normalising a meta tensor fails on .item()), so the meta build works instead of falling back to the CPU.
+    with torch.device('meta'):
+        f = U.setup_filter([1, 3, 3, 1])
+        conv = torch.nn.Conv2d(2, 2, 3)
+    assert conv.weight.is_meta and f.device.type == 'cpu'
+    np.testing.assert_allclose(f.numpy(), np.outer([1, 3, 3, 1], [1, 3, 3, 1]) / 64, rtol=1e-6)
+
+
 def test_setup_filter():
     f = U.setup_filter([1, 3, 3, 1])
     assert f.shape == (4, 4) and f.dtype == torch.float32

@@ -1,5 +1,6 @@
 """torch_utils: misc helpers, training_stats (with two gloo processes), custom_ops fallback."""
 
+import json
 import os
 import socket
 import warnings
@@ -194,6 +195,56 @@ def test_collector_aggregates_across_two_gloo_processes():
         assert std == pytest.approx(expected.std())
         assert num_only1 == 1
         assert r0_mean == 7.0 and r0_num == 1
+
+
+def _gloo_threads() -> list[str]:
+    """Names of this process's threads that belong to gloo (Linux: /proc/self/task/*/comm)."""
+    names = []
+    for tid in os.listdir('/proc/self/task'):
+        try:
+            with open(f'/proc/self/task/{tid}/comm') as f:
+                names.append(f.read().strip())
+        except OSError:     # the thread ended while we looked
+            pass
+    return sorted(n for n in names if 'gloo' in n)
+
+
+def _teardown_worker(rank, init_file, snapshot, out_file):
+    import json
+    import sys
+    from torch_utils import checkpoint
+    misc.init_process_group(backend='gloo', init_method=f'file://{init_file}', rank=rank, world_size=2)
+    running = _gloo_threads()
+    checkpoint.load_snapshot(snapshot)     # validation builds the network on the meta device
+    t = torch.as_tensor(float(rank), dtype=torch.float64)
+    torch.distributed.broadcast(t, src=0)
+    torch.distributed.destroy_process_group()
+    with open(out_file, 'w') as f:
+        json.dump([rank, running, _gloo_threads(), 'torch._dynamo' in sys.modules, float(t)], f)
+
+
+@pytest.mark.skipif(not os.path.isdir('/proc/self/task'), reason='lists threads through /proc (Linux)')
+def test_destroy_process_group_ends_gloo_threads_after_a_snapshot_load(tmp_path):
+    # Regression: a gloo process that had loaded a snapshot kept gloo's threads after destroy_process_group
+    # and died at exit with SIGABRT about one time in three (calc_metrics --gpus=2).
+    from torch_utils import checkpoint
+    from training import networks
+    G = networks.Generator(z_dim=4, c_dim=0, w_dim=4, img_resolution=8, img_channels=1,
+                           mapping_kwargs=dict(num_layers=1), synthesis_kwargs=dict(channel_base=32, channel_max=8))
+    snapshot = str(tmp_path / 'network-snapshot-000000.pt')
+    checkpoint.save_snapshot(snapshot, {'G_ema': G})
+    ctx = mp.get_context('spawn')
+    procs = [ctx.Process(target=_teardown_worker, args=(r, str(tmp_path / 'init'), snapshot, str(tmp_path / f'rank{r}.json')))
+             for r in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    for r in range(2):
+        rank, running, after, dynamo_imported, value = json.loads((tmp_path / f'rank{r}.json').read_text())
+        assert running and dynamo_imported and value == 0.0      # the situation the fix is about did arise
+        assert after == [], f'rank {rank} still runs {after} after destroy_process_group'
+    assert [p.exitcode for p in procs] == [0, 0]
 
 
 # ----------------------------------------------------------------------------

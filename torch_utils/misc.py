@@ -4,6 +4,7 @@ an infinite distributed sampler and a module summary table."""
 from __future__ import annotations
 
 import contextlib
+import importlib
 import re
 from typing import Any, Iterator, Sequence
 
@@ -166,6 +167,23 @@ def copy_params_and_buffers(src_module: torch.nn.Module, dst_module: torch.nn.Mo
             tensor.copy_(src[name].detach()).requires_grad_(tensor.requires_grad)
         elif require_all:
             raise ValueError(f'copy_params_and_buffers: {name} is missing from the source module')
+
+
+def init_process_group(**kwargs) -> None:
+    """torch.distributed.init_process_group(**kwargs), with torch._dynamo imported first.
+
+    Some modules that torch._dynamo imports take ``torch.distributed.group.WORLD`` as a default argument
+    (torch 2.13: ``torch.distributed.fsdp.sharded_grad_scaler``). Imported after the group exists, they keep a
+    reference to it, so destroy_process_group() can no longer free gloo's worker threads; a worker still
+    releasing a finished collective at interpreter exit then needs the GIL and the process dies with
+    SIGABRT ("terminate called without an active exception"). Checkpoint validation builds networks on the
+    meta device, which imports torch._dynamo, so every process that loads a snapshot would hit this.
+    Imported before, those defaults are None."""
+    try:
+        importlib.import_module('torch._dynamo')     # for its import-time side effects only, see above
+    except ImportError:
+        pass
+    torch.distributed.init_process_group(**kwargs)
 
 
 @contextlib.contextmanager

@@ -113,7 +113,9 @@ def setup_filter(f, device=torch.device('cpu'), normalize=True, flip_filter=Fals
     """
     if f is None:
         f = 1
-    f = torch.as_tensor(f, dtype=torch.float32).detach().clone()
+    # Worked out on the CPU whatever the ambient default device: under torch.device('meta') (checkpoint
+    # validation builds networks there) the taps stay real numbers and the meta kernels are never reached.
+    f = torch.as_tensor(f, dtype=torch.float32, device='cpu').detach().clone()
     if f.ndim not in (0, 1, 2):
         raise ValueError(f'setup_filter: f must be a scalar, 1-D or 2-D, got shape {list(f.shape)}')
     if f.numel() == 0:
