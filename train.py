@@ -4,7 +4,7 @@ the β schedule options and --arch.
 Examples:
 
 \b
-  # The first run: embedded digits, SoftGAN, 96 kimg (about 4 minutes on 2 idle CPU cores).
+  # The first run: embedded digits, SoftGAN, 128 kimg (about 5.5 minutes on 2 idle CPU cores).
   python train.py
 \b
   # SoftGAN on your data with 4 GPUs.
@@ -42,10 +42,11 @@ CFG_SPECS = {
     'paper512':  dict(ref_gpus=8,  kimg=25000,  mb=64, mbstd=8,  fmaps=1,   lrate=0.0025, gamma=0.5,  ema=20,  ramp=None, map=8, pl=2, mix=0.9),
     'paper1024': dict(ref_gpus=8,  kimg=25000,  mb=32, mbstd=4,  fmaps=1,   lrate=0.002,  gamma=2,    ema=10,  ramp=None, map=8, pl=2, mix=0.9),
     'cifar':     dict(ref_gpus=2,  kimg=100000, mb=64, mbstd=32, fmaps=1,   lrate=0.0025, gamma=0.01, ema=500, ramp=0.05, map=2, pl=0, mix=0, d_arch='orig'),
-    # The embedded 16x16 digits on a 2-core CPU in about 4 minutes, every digit in the samples (issue 15:
-    # 32 channels throughout, R1 gamma 1, lr 0.002, 96 kimg; benchmarks/default_run_digits.py measures
-    # the class shares, docs/performance.md has the runs).
-    'digits':    dict(ref_gpus=1,  kimg=96,     mb=32, mbstd=4,  fmaps=0.015625, lrate=0.002, gamma=1, ema=1, ramp=0.05, map=2, pl=0, mix=0, cmax=32, zdim=128, snap=6),
+    # The embedded 16x16 digits on a 2-core CPU in about 5.5 minutes, every digit in the samples (issue 15:
+    # 32 channels throughout, R1 gamma 1, lr 0.002; 128 kimg since SoftGAN's default β became the constant
+    # 0.7213, with which 96 kimg ended just outside the class-share band; benchmarks/default_run_digits.py
+    # measures the class shares, docs/performance.md has the runs).
+    'digits':    dict(ref_gpus=1,  kimg=128,    mb=32, mbstd=4,  fmaps=0.015625, lrate=0.002, gamma=1, ema=1, ramp=0.05, map=2, pl=0, mix=0, cmax=32, zdim=128, snap=6),
 }
 
 AUGPIPE_SPECS = augment.PRESETS     # blit, geom, color, ..., bgcfnc: stylegan2-ada's pipelines
@@ -153,7 +154,6 @@ def resolve_loss(c, loss, spec, arch, gamma, beta_opts, entropy_bonus, objective
     if loss_spec.class_name == 'stylegan2_softgan.softgan.SoftGANLoss':
         if entropy_bonus:
             raise UserError('--entropy-bonus: SoftGAN always has its entropy term; use it with other losses')
-        c.loss_kwargs.update(beta=None if beta in (None, 'auto') else float(beta))
         if beta_interval is not None:
             c.loss_kwargs.beta_interval = beta_interval
         if beta_floor is not None:
@@ -167,8 +167,19 @@ def resolve_loss(c, loss, spec, arch, gamma, beta_opts, entropy_bonus, objective
         if beta_samples is not None:
             c.loss_kwargs.beta_emd_samples = beta_samples
         schedule_flags = [name for name in given if name != '--beta']
-        if schedule_flags and (objective_opts or {}).get('soft_variant') == 'reference':
-            raise UserError(f'{schedule_flags[0]}: --soft-variant=reference has a constant β and no EMD schedule')
+        variant = (objective_opts or {}).get('soft_variant') or loss_spec.defaults.get('variant', 'paper')
+        if variant == 'reference':
+            if schedule_flags:
+                raise UserError(f'{schedule_flags[0]}: --soft-variant=reference has a constant β and no EMD schedule')
+            if beta == 'auto':
+                raise UserError('--beta: --soft-variant=reference has a constant β (1 unless --beta gives a number), '
+                                'not the EMD schedule "auto"')
+            c.loss_kwargs.beta = None if beta is None else float(beta)     # None: the released code's β = 1
+        elif beta == 'auto' or (beta is None and schedule_flags):
+            c.loss_kwargs.beta = None       # the EMD schedule; a schedule option asks for it
+        elif beta is not None:
+            c.loss_kwargs.beta = float(beta)
+        # else the objective's registered β: constant 1/(2 ln 2) for 'soft', the schedule for 'soft-emd'
     else:
         if soft_g_loss is not None:
             raise UserError(f'--soft-g-loss: only applies to --loss=soft (got --loss={loss})')
@@ -628,7 +639,7 @@ def torchrun_env() -> tuple[int, int] | None:
 # Objective and architecture.
 @click.option('--loss', help='Objective', type=click.Choice(list_losses()), default='soft', show_default=True)
 @click.option('--arch', help='Architecture family', type=click.Choice(architectures.list_archs()), default='stylegan2', show_default=True)
-@click.option('--beta', help='SoftGAN β: "auto" (EMD schedule) or a fixed value in [0, 0.7213]', metavar='auto|FLOAT')
+@click.option('--beta', help='SoftGAN β: a fixed value in [0, 0.7213], or "auto" (EMD schedule)  [default: 0.7213 for --loss=soft; auto with a --beta-* schedule option, --loss=soft-emd or --entropy-bonus]', metavar='auto|FLOAT')
 @click.option('--beta-interval', help='Generator steps between EMD measurements  [default: 4]', type=click.IntRange(min=1))
 @click.option('--beta-floor', help='EMD floor: real (mean over --beta-pairs real-vs-real pairs), zero, or a number  [default: real]', metavar='real|zero|FLOAT')
 @click.option('--beta-ema', help='EMA decay of the measured EMD  [default: 0.9]', type=FiniteFloat(min=0, max=1, max_open=True))

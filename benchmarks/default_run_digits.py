@@ -7,7 +7,7 @@ classes appear and every class takes between 5 % and 15 % of the samples. Prints
 wall and CPU time of the training (when it ran it) and PASS/FAIL; exit status 0 on PASS, 1 on FAIL.
 
 Examples:
-  # The default run from scratch, then the check (about 5 minutes on 2 idle cores):
+  # The default run from scratch, then the check (about 6 minutes on 2 idle cores):
   python benchmarks/default_run_digits.py
   # The same with other training options (any train.py option after --):
   python benchmarks/default_run_digits.py --outdir=/tmp/trials -- --loss=stylegan2 --seed=1

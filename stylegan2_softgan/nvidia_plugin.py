@@ -15,11 +15,13 @@ importable from their checkout. Their loop then calls the class exactly as it ca
                            pl_batch_shrink, pl_decay, pl_no_weight_grad, blur_init_sigma, blur_fade_kimg)`` and
                            ``accumulate_gradients(phase, real_img, real_c, gen_z, gen_c, gain, cur_nimg)``.
 
-The adversarial terms are SoftGAN's (stylegan2_softgan.soft_terms, shared with SoftGANLoss), weighted by the
-EMD-driven β schedule (stylegan2_softgan.beta_schedule.BetaSchedule); R1, path length and style mixing are
-StyleGAN2's, with the phase names, lazy-regularisation gains and statistic names of NVIDIA's loops.
-Extra keyword arguments select SoftGAN's options: ``g_loss``, ``beta`` (fixed β), ``beta_interval``,
-``beta_floor``, ``beta_ema``, ``beta_floor_pairs``, ``beta_emd_samples`` (as SoftGANLoss).
+The adversarial terms are SoftGAN's (stylegan2_softgan.soft_terms, shared with SoftGANLoss), weighted by β:
+by default the constant 1/(2 ln 2), as ``train.py --loss=soft`` (docs/benchmarks/beta_schedule.md says why);
+``beta=None`` selects the EMD-driven schedule (stylegan2_softgan.beta_schedule.BetaSchedule). R1, path length
+and style mixing are StyleGAN2's, with the phase names, lazy-regularisation gains and statistic names of
+NVIDIA's loops. Extra keyword arguments select SoftGAN's options: ``g_loss``, ``beta`` (a fixed β, or None for
+the schedule), and the schedule's ``beta_interval``, ``beta_floor``, ``beta_ema``, ``beta_floor_pairs``,
+``beta_emd_samples`` (as SoftGANLoss).
 
 Three things differ from running inside this project:
 
@@ -27,7 +29,7 @@ Three things differ from running inside this project:
   this module imports nothing through those names: only torch, numpy and modules of this package.
 * Statistics go to the *host's* ``torch_utils.training_stats``, resolved when first reported (stylegan2_softgan.host):
   NVIDIA's loop reads ``Loss/signs/real`` from it for ADA, and its logs show ``Loss/*`` and ``Loss/beta``.
-* NVIDIA's loop gives a loss no source of real images. The β schedule's floor and fresh real samples are
+* NVIDIA's loop gives a loss no source of real images. With ``beta=None``, the β schedule's floor and fresh real samples are
   taken from the real batches this loss sees in its discriminator phases (kept on the CPU as 8-bit pixels,
   which is exact for images that NVIDIA's loop made from 8-bit data). Until enough have been seen for the
   floor (2 · m · floor_pairs images, m the measurement's size), β stays at its initial value β_max and the
@@ -48,7 +50,7 @@ import torch
 import torch.nn.functional as F
 
 from . import soft_terms
-from .beta_schedule import DEFAULT_EMD_SAMPLES, DEFAULT_FLOOR_PAIRS, BetaSchedule
+from .beta_schedule import BETA_MAX, DEFAULT_EMD_SAMPLES, DEFAULT_FLOOR_PAIRS, BetaSchedule
 from .host import no_weight_gradients, training_stats
 
 G_PHASES = ('Gmain', 'Greg', 'Gboth')
@@ -118,7 +120,7 @@ class _SoftGANPluginLoss:
 
     def __init__(self, device, D, augment_pipe=None, r1_gamma=10, style_mixing_prob=0.9, pl_weight=2,
                  pl_batch_shrink=2, pl_decay=0.01, pl_no_weight_grad=False,
-                 g_loss: str = 'linear', beta: float | None = None, beta_interval: int = 4, beta_floor='real',
+                 g_loss: str = 'linear', beta: float | None = BETA_MAX, beta_interval: int = 4, beta_floor='real',
                  beta_ema: float = 0.9, beta_floor_pairs: int = DEFAULT_FLOOR_PAIRS,
                  beta_emd_samples: int | None = DEFAULT_EMD_SAMPLES):
         super().__init__()

@@ -5,8 +5,9 @@ With membership μ = σ(l) and fuzzy entropy H(μ), the discriminator maximises
     V(D, G) = E_r[μ + β·H(μ)] + E_f[(1 − μ) + β·H(μ)]
 
 (so L_D = −V), and the generator minimises E_f[1 − μ(G(z))] (the paper's eq. 7), or optionally the
-non-saturating −log μ(G(z)). β comes from the EMD-driven schedule (stylegan2_softgan.beta_schedule)
-or is fixed. Everything else of StyleGAN2's objective stays: lazy R1, path length, style mixing.
+non-saturating −log μ(G(z)). β comes from the EMD-driven schedule (stylegan2_softgan.beta_schedule,
+the class's default) or is fixed; the registered `soft` objective fixes it at 1/(2 ln 2), 'soft-emd' runs
+the schedule. Everything else of StyleGAN2's objective stays: lazy R1, path length, style mixing.
 
 `variant='reference'` is instead the algorithm of the authors' released toy code (liweileev/SoftGAN,
 models/SoftGAN_toy2D_model.py and networks/toy2D_network.py), which is NOT the paper's:
@@ -119,10 +120,15 @@ class SoftGANLoss(LogitLoss):
         return logits.sign()
 
 
-# The default schedule is spelled out, so that stored benchmark runs of 'soft' name the schedule that made them.
+# The default β is the constant 1/(2 ln 2), the EMD schedule's own starting value: the benchmark's decision
+# rule names it (docs/benchmarks/beta_schedule.md). train.py's --beta=auto, or any --beta-* schedule option,
+# selects the EMD schedule instead, as 'soft-emd' spells it out.
 register_loss('soft', 'stylegan2_softgan.softgan.SoftGANLoss',
-              'SoftGAN: fuzzy coverage + β·entropy, β driven by batch EMD (floor: mean of 16 real pairs); '
-              'StyleGAN2 regularisers kept', beta_floor='real', beta_floor_pairs=DEFAULT_FLOOR_PAIRS)
+              'SoftGAN: fuzzy coverage + β·entropy with constant β = 1/(2 ln 2) (--beta=auto: the EMD schedule); '
+              'StyleGAN2 regularisers kept', beta=BETA_MAX)
+register_loss('soft-emd', 'stylegan2_softgan.softgan.SoftGANLoss',
+              'SoftGAN with the paper\'s EMD-driven β (floor: mean of 16 real pairs); StyleGAN2 regularisers kept',
+              beta_floor='real', beta_floor_pairs=DEFAULT_FLOOR_PAIRS)
 
 # The authors' released toy algorithm, and the β-schedule variants the default was chosen from
 # (docs/benchmarks/beta_schedule.md); each spells out every schedule input so that its stored benchmark

@@ -158,13 +158,20 @@ def test_standard_protocol_is_pacgans_released_configuration():
         runner.initialise(seed_run.G, {'weight_sd': 0.1})
 
 
-def test_soft_default_is_the_multi_pair_floor_variant_in_the_2d_benchmarks():
-    """Stored soft-floor-multi runs stand for `soft` in the 2-D benchmarks: only the objective's name differs."""
+def test_bench_soft_objectives_equal_their_stored_stand_ins():
+    """`soft` (constant β) is soft-beta-fixed and, on the 2-D mixtures, `soft-emd` (the EMD schedule) is
+    soft-floor-multi: only the objective's name differs, so the stored runs of one stand for the other."""
+    def same(dataset, a_name, b_name, **kw):
+        a = protocols.make_run_config(dataset, a_name, 3, 'quick', **kw)
+        b = protocols.make_run_config(dataset, b_name, 3, 'quick', **kw)
+        assert a.pop('objective') == a_name and b.pop('objective') == b_name
+        assert a == b, (dataset, a_name, b_name)
+        return a
     for dataset in ('ring8', 'grid25'):
-        a = protocols.make_run_config(dataset, 'soft', 3, 'quick')
-        b = protocols.make_run_config(dataset, 'soft-floor-multi', 3, 'quick')
-        assert a.pop('objective') == 'soft' and b.pop('objective') == 'soft-floor-multi'
-        assert a == b
+        a = same(dataset, 'soft-emd', 'soft-floor-multi')
         assert a.loss_kwargs.beta_floor_pairs == 16 and a.loss_kwargs.beta_emd_samples == 400
-    images = protocols.make_run_config('stacked-full', 'soft', 0, 'quick', data_path='mnist.npz')
+    for dataset in ('ring8', 'grid25', 'stacked-quarter'):
+        kw = dict(data_path='mnist.npz') if dataset.startswith('stacked') else {}
+        assert same(dataset, 'soft', 'soft-beta-fixed', **kw).loss_kwargs.beta == pytest.approx(0.72134752)
+    images = protocols.make_run_config('stacked-full', 'soft-emd', 0, 'quick', data_path='mnist.npz')
     assert 'beta_emd_samples' not in images.loss_kwargs          # images: the step's batch (not measured yet)

@@ -222,6 +222,26 @@ def test_plots_have_labelled_axes_readable_legends_and_beta_apart_from_emd(tmp_p
     assert sorted(run_logging.write_plots(str(tmp_path))) == sorted(figures)
 
 
+def test_constant_beta_panel_shows_the_value_not_its_rounding_noise(tmp_path):
+    import matplotlib.pyplot as plt
+    beta = np.float32(1 / (2 * np.log(2)))
+    with open(tmp_path / 'stats.jsonl', 'w') as f:
+        for i, wobble in enumerate([0.0, 1e-14, -7e-14, 1.5e-13]):     # a float32 β averaged over a tick
+            f.write(json.dumps({'Progress/kimg': {'mean': 4.0 * (i + 1)}, 'Loss/beta': {'mean': float(beta) + wobble},
+                                'Loss/G/loss': {'mean': 0.5 + 0.1 * i}}) + '\n')
+    figures = run_logging.plot_figures(str(tmp_path))
+    try:
+        (beta_ax,) = figures['plot-beta-emd.png'].axes
+        lo, hi = beta_ax.get_ylim()
+        assert lo == pytest.approx(beta - 0.1, rel=1e-6) and hi == pytest.approx(beta + 0.1, rel=1e-6)   # ±max(10 %, 0.1)
+        assert beta_ax.yaxis.get_major_formatter().get_useOffset() is False
+        loss_lo, loss_hi = figures['plot-losses.png'].axes[0].get_ylim()     # a moving curve keeps autoscaling
+        assert loss_lo < 0.5 and 0.8 < loss_hi < 0.9
+    finally:
+        for fig in figures.values():
+            plt.close(fig)
+
+
 def test_metric_results_of_different_scales_get_their_own_panels(tmp_path):
     import matplotlib.pyplot as plt
     with open(tmp_path / 'metric-cat_cov1k.jsonl', 'w') as f:

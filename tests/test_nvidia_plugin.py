@@ -211,8 +211,17 @@ def test_stylegan2ada_convention_calls_mapping_and_synthesis_as_nvidia_does():
 # β from the real batches seen, statistics through the host.
 
 
+def test_default_beta_is_constant_as_train_py_soft():
+    loss, *_ = sg3_loss()
+    assert loss.beta_schedule.fixed == BETA_MAX and loss.beta_schedule.beta == BETA_MAX
+    for step in range(3):
+        for phase in ('Gmain', 'Dmain'):
+            loss.accumulate_gradients(phase, *batch(seed=step), gain=1.0, cur_nimg=4 * step)
+    assert loss.beta_schedule.beta == BETA_MAX and loss.beta_schedule.num_measurements == 0
+
+
 def test_default_floor_is_built_from_seen_real_batches():
-    loss, G, D = sg3_loss(beta_floor_pairs=2, beta_interval=1)   # floor 'real' by default: 2·4·2 = 16 reals
+    loss, G, D = sg3_loss(beta=None, beta_floor_pairs=2, beta_interval=1)   # floor 'real' by default: 2·4·2 = 16 reals
     assert loss.beta_schedule.fixed is None and loss.beta_schedule.floor_mode == 'real'
     seen = []
     for step in range(6):
@@ -253,7 +262,7 @@ def test_statistics_go_to_the_host_training_stats_resolved_at_run_time(monkeypat
 
         report0 = report
 
-    loss, *_ = sg3_loss(beta_floor='zero')
+    loss, *_ = sg3_loss(beta=None, beta_floor='zero')
     monkeypatch.setitem(sys.modules, 'torch_utils.training_stats', FakeStats)
     monkeypatch.setattr(sys.modules['torch_utils'], 'training_stats', FakeStats)
     for phase in ('Gmain', 'Dmain'):
@@ -265,7 +274,7 @@ def test_statistics_go_to_the_host_training_stats_resolved_at_run_time(monkeypat
 
 def test_import_needs_none_of_our_top_level_names(tmp_path):
     """With poisoned training/dnnlib/metrics packages first on sys.path and a stand-in host torch_utils that
-    only has training_stats, the plugin imports, constructs with the default floor, and reports there."""
+    only has training_stats, the plugin imports, constructs with its defaults, and reports there."""
     for name in ('training', 'dnnlib', 'metrics'):
         (tmp_path / name).mkdir()
         (tmp_path / name / '__init__.py').write_text(f'raise ImportError("poisoned {name}")\n')
@@ -420,7 +429,7 @@ training_loop.training_loop(
     G_kwargs=G_kwargs, D_kwargs=D_kwargs,
     G_opt_kwargs=dict(class_name='torch.optim.Adam', betas=[0, 0.99], eps=1e-8, lr=0.0025),
     D_opt_kwargs=dict(class_name='torch.optim.Adam', betas=[0, 0.99], eps=1e-8, lr=0.0025),
-    loss_kwargs=dict(class_name=loss_class, r1_gamma=1.0, style_mixing_prob=0.9, pl_weight=2, beta_floor_pairs=2,
+    loss_kwargs=dict(class_name=loss_class, r1_gamma=1.0, style_mixing_prob=0.9, pl_weight=2, beta=None, beta_floor_pairs=2,
                      **loss_kwargs),
     augment_kwargs=dict(class_name='training.augment.AugmentPipe', xflip=1, rotate90=1, xint=1, scale=1, rotate=1,
                         aniso=1, xfrac=1, brightness=1, contrast=1, lumaflip=1, hue=1, saturation=1),

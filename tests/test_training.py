@@ -39,17 +39,20 @@ def state_of(module):
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
-@pytest.mark.parametrize('loss', ['stylegan2', 'soft'])
+@pytest.mark.parametrize('loss', ['stylegan2', 'soft', 'soft-emd'])
 def test_one_tick_of_each_loss_has_finite_losses_and_gradients(tmp_path, loss):
     desc, c = resolve(*TINY, f'--loss={loss}', '--kimg=0.064', '--tick=0.064')
     collector = training_stats.Collector(regex='Loss/.*')
-    metrics = ['emd64'] if loss == 'soft' else []     # the metric registry, called at each snapshot
+    metrics = ['emd64'] if loss == 'soft-emd' else []     # the metric registry, called at each snapshot
     result = run_loop(c, tmp_path / 'run', image_snapshot_ticks=1, metrics=metrics)
     collector.update()
     for name in ['Loss/G/loss', 'Loss/D/loss', 'Loss/scores/real', 'Loss/scores/fake']:
         assert collector.num(name) > 0 and np.isfinite(collector.mean(name)), name
     assert collector.num_nonfinite('Loss/G/loss') == 0 and collector.num_nonfinite('Loss/D/loss') == 0
-    if loss == 'soft':
+    if loss == 'soft':       # the default: constant β = 1/(2 ln 2), nothing measured
+        assert collector.num('Loss/beta') > 0 and collector.mean('Loss/beta') == pytest.approx(1 / (2 * np.log(2)))
+        assert collector.num('Loss/emd') == 0
+    if loss == 'soft-emd':   # the EMD schedule
         assert collector.num('Loss/beta') > 0 and 0 <= collector.mean('Loss/beta') <= 0.7214
         assert collector.num('Loss/emd') > 0 and collector.mean('Loss/emd') > collector.mean('Loss/emd_floor') > 0
     for p in list(result.G.parameters()) + list(result.D.parameters()):
@@ -222,6 +225,31 @@ def test_crafted_resume_file_is_refused_and_executes_nothing(tmp_path):
     proc = cli(f'--outdir={tmp_path / "runs"}', f'--resume={evil}')
     assert proc.returncode == 2 and 'not a loadable snapshot' in proc.stderr
     assert not marker.exists() and not (tmp_path / 'runs').exists()
+
+
+@pytest.mark.parametrize('args, beta', [
+    ([], 1 / (2 * np.log(2))),                      # the default: constant β = 1/(2 ln 2)
+    (['--beta=0.3'], 0.3),
+    (['--beta=auto'], None),                         # None: the EMD schedule
+    (['--beta-floor=zero'], None),                   # a schedule option asks for the schedule
+    (['--beta-pairs=4', '--beta-interval=2'], None),
+    (['--beta=0.3', '--beta-interval=2'], 0.3),      # a number wins
+    (['--soft-variant=reference'], None),            # None: the released code's own β = 1
+    (['--soft-variant=reference', '--beta=0.5'], 0.5),
+])
+def test_soft_beta_default_and_what_selects_the_schedule(args, beta):
+    _, c = resolve(*TINY, '--loss=soft', *args)
+    assert c.loss_kwargs.get('beta') == (pytest.approx(beta, rel=1e-12) if beta is not None else None)
+    _, c = resolve(*TINY, '--loss=soft-emd')
+    assert c.loss_kwargs.get('beta') is None and c.loss_kwargs.beta_floor_pairs == 16
+    from training.loss import get_loss_spec
+    from stylegan2_softgan.beta_schedule import BETA_MAX
+    assert get_loss_spec('soft').defaults == get_loss_spec('soft-beta-fixed').defaults == {'beta': BETA_MAX}
+
+
+def test_reference_variant_refuses_the_schedule():
+    with pytest.raises(train_script.UserError, match=r'--beta: --soft-variant=reference has a constant β'):
+        resolve(*TINY, '--loss=soft', '--soft-variant=reference', '--beta=auto')
 
 
 def test_dry_run_prints_options_and_writes_nothing(tmp_path):

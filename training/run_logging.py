@@ -262,6 +262,7 @@ def _panels_figure(plt, title: str, panels: list[tuple[str, dict[str, tuple[np.n
             ax.plot(x, y, label=label, marker='.' if len(x) < 30 else None)
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
+        _readable_flat_axis(ax, [y for _, y in curves.values()])
         if len(curves) > LEGEND_INSIDE_MAX:     # a long legend beside the axes instead of over the curves
             ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1.0), ncol=1 + (len(curves) > 12))
         else:
@@ -273,6 +274,23 @@ def _panels_figure(plt, title: str, panels: list[tuple[str, dict[str, tuple[np.n
 
 
 LEGEND_INSIDE_MAX = 6     # more curves than this: the legend goes beside the axes
+
+
+def _readable_flat_axis(ax, ys: list[np.ndarray]) -> None:
+    """A panel whose curves are constant up to float rounding (a fixed β averaged over a tick) would be
+    autoscaled onto that rounding noise (an axis of 1e-13 around 0.7213); give it a band of ±10 % (at least
+    ±0.1) around the value instead, without an offset."""
+    values = np.concatenate([np.asarray(y, dtype=np.float64).ravel() for y in ys]) if ys else np.zeros(0)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return
+    lo, hi = float(values.min()), float(values.max())
+    if hi - lo > 1e-6 * max(1.0, abs(lo), abs(hi)):
+        return
+    centre = (lo + hi) / 2
+    half = max(0.1 * abs(centre), 0.1)
+    ax.set_ylim(centre - half, centre + half)
+    ax.ticklabel_format(axis='y', useOffset=False)
 
 
 def _scale_groups(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> list[list[str]]:

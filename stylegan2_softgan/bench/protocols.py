@@ -131,7 +131,7 @@ SUITE_OVERRIDES['2d']['far'] = dict(m0=0.25)
 # real-vs-real EMD of grid25 is 0.85 ± 0.21, at 400 it is 0.44 ± 0.10, below the 0.90 of a generator that
 # misses 4 of the 25 modes (docs/benchmarks/beta_schedule.md).
 BENCH_EMD_SAMPLES_2D = 400
-SUITE_OVERRIDES['2d']['soft'] = dict(beta_emd_samples=BENCH_EMD_SAMPLES_2D)
+SUITE_OVERRIDES['2d']['soft-emd'] = dict(beta_emd_samples=BENCH_EMD_SAMPLES_2D)
 SUITE_OVERRIDES['2d']['rpgan-eb'] = dict(r1_gamma=_RPGAN_GAMMA['2d'],
                                          beta_schedule=beta_schedule_kwargs(emd_samples=BENCH_EMD_SAMPLES_2D))
 

@@ -233,10 +233,10 @@ def make_summary_table(groups: dict, protocol: str) -> list[str]:
 # Head-to-head questions the report answers beside the comparisons with ns: (objective, against, question).
 QUESTIONS = (
     ('rpgan-eb', 'rpgan', "does SoftGAN's entropy bonus help RpGAN?"),
-    ('soft', 'soft-floor-single', "SoftGAN's β schedule: 16-pair floor (default) against the first release's rule"),
-    ('soft', 'soft-floor-zero', "SoftGAN's β schedule: 16-pair floor against no floor"),
-    ('soft', 'soft-beta-fixed', "SoftGAN's β schedule: 16-pair floor against a constant β = 0.7213"),
-    ('soft-reference', 'soft', "the authors' released toy code against the paper's algorithm"),
+    ('soft', 'soft-emd', "SoftGAN's β: constant 0.7213 (the default) against the EMD schedule (16-pair floor)"),
+    ('soft-emd', 'soft-floor-single', "SoftGAN's EMD schedule: 16-pair floor against the first release's rule"),
+    ('soft-emd', 'soft-floor-zero', "SoftGAN's EMD schedule: 16-pair floor against no floor"),
+    ('soft-reference', 'soft-emd', "the authors' released toy code against the paper's algorithm"),
 )
 
 
