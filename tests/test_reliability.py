@@ -289,13 +289,14 @@ def test_fewer_images_than_the_grid_and_the_real_floor(tmp_path):
     from dnnlib.cli import UserError
     from training import dataset, run_logging, training_loop
     with pytest.raises(UserError, match=r'distinct images\), but the training set has 31'):
-        resolve(*TINY, '--subset=31')
+        resolve(*TINY, '--subset=31', '--beta=auto')      # the EMD schedule's real floor
     ds = dataset.open_dataset(dataset.make_dataset_kwargs('builtin:digits8', max_size=31))
     G = type('G', (), {'z_dim': 4})()
     (gw, gh), grid_z, _ = training_loop._setup_grid(ds, G, 'cpu', 0, str(tmp_path), write_reals=True)
     assert gw * gh > 31 and sum(len(z) for z in grid_z) == gw * gh
     assert (tmp_path / 'reals.png').is_file() and run_logging.grid_shape(8, 31) == (gw, gh)
     resolve(*TINY, '--subset=31', '--beta-floor=zero')     # the grid copes, and so does a floor of zero
+    resolve(*TINY, '--subset=31')                           # and the default constant β, which measures nothing
 
 
 # ----------------------------------------------------------------------------
