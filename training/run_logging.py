@@ -256,10 +256,9 @@ def _panels_figure(plt, title: str, panels: list[tuple[str, dict[str, tuple[np.n
     fig, axes = plt.subplots(len(panels), 1, figsize=(9.5 if crowded else 7, 2.2 + 1.8 * len(panels)), dpi=100,
                              sharex=True, squeeze=False)
     for ax, (ylabel, curves) in zip(axes[:, 0], panels):
-        if len(curves) > 10:                    # past the default ten colours: twenty distinct ones
-            ax.set_prop_cycle(color=plt.get_cmap('tab20').colors)
-        for label, (x, y) in curves.items():
-            ax.plot(x, y, label=label, marker='.' if len(x) < 30 else None)
+        colours = curve_colours(plt, len(curves))
+        for k, (label, (x, y)) in enumerate(curves.items()):
+            ax.plot(x, y, label=label, marker='.' if len(x) < 30 else None, color=colours[k % len(colours)])
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         _readable_flat_axis(ax, [y for _, y in curves.values()])
@@ -274,6 +273,12 @@ def _panels_figure(plt, title: str, panels: list[tuple[str, dict[str, tuple[np.n
 
 
 LEGEND_INSIDE_MAX = 6     # more curves than this: the legend goes beside the axes
+
+
+def curve_colours(plt, n: int) -> list:
+    """Colours for n curves that must stay apart: matplotlib's ten-colour cycle, or past ten curves the
+    twenty distinct colours of tab20 (the cycle would repeat)."""
+    return [f'C{k}' for k in range(10)] if n <= 10 else list(plt.get_cmap('tab20').colors)
 
 
 def _readable_flat_axis(ax, ys: list[np.ndarray]) -> None:

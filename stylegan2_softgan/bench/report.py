@@ -35,6 +35,7 @@ import scipy.stats
 import dnnlib
 
 from stylegan2_softgan.bench import data2d, runner
+from training import run_logging
 
 # A hand-written discussion of the results, kept beside the runs and copied into results.md under the header.
 NOTES_FILENAME = 'notes.md'
@@ -485,8 +486,7 @@ def make_figures(outdir: str, protocol: str, dataset: str, objs: dict, log=print
         cols = min(3, len(curve_keys))
         rows = -(-len(curve_keys) // cols)
         fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False)
-        # Past ten objectives the default cycle repeats its colours: twenty distinct ones instead.
-        colours = [f'C{k}' for k in range(10)] if len(firsts) <= 10 else list(plt.get_cmap('tab20').colors)
+        colours = run_logging.curve_colours(plt, len(firsts))
         for ax in axes.flat:
             ax.axis('off')
         for ax, key in zip(axes.flat, curve_keys):
@@ -499,7 +499,7 @@ def make_figures(outdir: str, protocol: str, dataset: str, objs: dict, log=print
             ax.set_title(key.replace('_', ' '), fontsize=9)
             ax.set_xlabel('generator step', fontsize=8)
             ax.tick_params(labelsize=7)
-        crowded = len(firsts) > 6
+        crowded = len(firsts) > run_logging.LEGEND_INSIDE_MAX
         if crowded:       # a long legend goes beside the panels, not over the first one's curves
             fig.legend(*axes.flat[0].get_legend_handles_labels(), fontsize=7, loc='center right')
         else:
