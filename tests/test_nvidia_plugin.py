@@ -408,6 +408,10 @@ view.cuda = types.SimpleNamespace(Event=Event, current_stream=lambda *a, **k: No
 from training import training_loop  # NVIDIA's, from the copy first on PYTHONPATH
 
 training_loop.torch = view
+# Their loop prints a module summary by running G on torch.empty inputs. stylegan2-ada's mapping folds every
+# training-mode batch into w_avg, so uninitialised memory reaches w_avg (NaN for good on some machines: CI, 2026-12-06).
+# Zeros keep that pass finite; nothing else in their loop calls torch.empty.
+view.empty = torch.zeros
 if flavour == 'stylegan3':
     G_kwargs = dict(class_name='training.networks_stylegan2.Generator', z_dim=32, w_dim=32,
                     mapping_kwargs=dict(num_layers=2), channel_base=128, channel_max=16, num_fp16_res=0,
