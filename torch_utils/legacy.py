@@ -29,6 +29,7 @@ import io
 import json
 import os
 import pickle
+import warnings
 from typing import Any
 
 import numpy as np
@@ -310,6 +311,42 @@ def convert_module(record: Any, key: str, built_cache: dict | None = None) -> di
     return {'config': config_json, 'state_dict': state}
 
 
+W_AVG_SAMPLES = 10_000     # latents whose mean mapping output replaces a non-finite imported w_avg
+
+
+class RecomputedWAvgWarning(UserWarning):
+    """An imported generator's w_avg was not finite and has been recomputed from its mapping network."""
+
+
+def _recompute_w_avg(packed: dict, key: str) -> bool:
+    """Replace a non-finite ``mapping.w_avg`` of an imported generator whose weights are all finite by the mean
+    of its mapping over `W_AVG_SAMPLES` latents (seed 0); True if it did.
+
+    stylegan2-ada-pytorch's loop starts by printing a module summary, for which it runs G in training mode on
+    ``torch.empty`` latents, and its mapping folds every training-mode batch into w_avg. Where that memory
+    held NaN, w_avg stays NaN for the whole run while the weights train normally. NVIDIA's generate.py only
+    reads w_avg for truncation; w_avg is meant to be the mean W, which this estimates directly."""
+    state = packed['state_dict']
+    w_avg = state.get('mapping.w_avg')
+    if w_avg is None or bool(torch.isfinite(w_avg).all()):
+        return False
+    if not all(bool(torch.isfinite(t).all()) for name, t in state.items()
+               if name != 'mapping.w_avg' and t.is_floating_point()):
+        return False    # a diverged network: checkpoint validation refuses it as it refuses our own
+    config = json.loads(packed['config'])
+    G = persistence.build(config)
+    if G.c_dim > 0:
+        raise LegacyError(f'{key}: mapping.w_avg holds NaN or Inf while every weight is finite (NVIDIA\'s loop can '
+                          f'put uninitialised memory there); the mean W of a conditional generator depends on its '
+                          f'training labels, so it cannot be recomputed here')
+    G.load_state_dict({**state, 'mapping.w_avg': torch.zeros_like(w_avg)})
+    z = torch.randn([W_AVG_SAMPLES, G.z_dim], generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        w = torch.cat([G.mapping(chunk, None)[:, 0] for chunk in z.split(1000)])
+    state['mapping.w_avg'] = w.mean(dim=0).to(w_avg.dtype)
+    return True
+
+
 def convert_pickle_data(data: Any) -> dict:
     """The unpickled dict of an NVIDIA snapshot -> our snapshot layout (see the module docstring)."""
     from torch_utils import checkpoint  # noqa: PLC0415 - checkpoint dispatches here; import late
@@ -321,6 +358,12 @@ def convert_pickle_data(data: Any) -> dict:
     built: dict = {}
     modules = {k: convert_module(data[k], k, built) for k in keys}
     meta: dict = {'imported_from': 'nvidia-pickle'}
+    recomputed = [f'{k}.mapping.w_avg' for k in ('G', 'G_ema') if k in modules and _recompute_w_avg(modules[k], k)]
+    if recomputed:
+        meta['recomputed'] = {name: f'not finite in the file; the mean mapping output of {W_AVG_SAMPLES} latents '
+                                    f'(seed 0)' for name in recomputed}
+        warnings.warn(f'{", ".join(recomputed)}: not finite in the file; recomputed as the mean mapping output of '
+                      f'{W_AVG_SAMPLES:,} latents (only truncation uses it)', RecomputedWAvgWarning, stacklevel=2)
     if isinstance(data.get('training_set_kwargs'), dict):
         # A record of what the network was trained on, never constructed here. Kept under our key when it
         # names one of our registered data classes with arguments it takes, else under a key of its own.
