@@ -275,10 +275,15 @@ def _validate_module(packed, field: str, fail) -> None:
     for key, tensor in state_dict.items():
         if tuple(tensor.shape) != tuple(expected[key].shape):
             fail(f'{field}.state_dict[{key!r}]', f'shape {list(tensor.shape)}, but the config gives {list(expected[key].shape)}')
-    bad = [k for k, t in state_dict.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    bad = nonfinite_tensors(state_dict)
     if bad:
         fail(f'{field}.state_dict', f'{len(bad)} of {len(state_dict)} tensors hold NaN or Inf (e.g. {bad[0]!r}); '
                                     f'the run diverged before this snapshot, use an earlier one')
+
+
+def nonfinite_tensors(state_dict: dict) -> list[str]:
+    """Names of the floating-point tensors of a state dict that hold NaN or Inf."""
+    return [k for k, t in state_dict.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
 
 
 def _walk(value, where: str):

@@ -326,13 +326,11 @@ def _recompute_w_avg(packed: dict, key: str) -> bool:
     ``torch.empty`` latents, and its mapping folds every training-mode batch into w_avg. Where that memory
     held NaN, w_avg stays NaN for the whole run while the weights train normally. NVIDIA's generate.py only
     reads w_avg for truncation; w_avg is meant to be the mean W, which this estimates directly."""
+    from torch_utils import checkpoint  # noqa: PLC0415 - checkpoint dispatches here; import late
     state = packed['state_dict']
-    w_avg = state.get('mapping.w_avg')
-    if w_avg is None or bool(torch.isfinite(w_avg).all()):
-        return False
-    if not all(bool(torch.isfinite(t).all()) for name, t in state.items()
-               if name != 'mapping.w_avg' and t.is_floating_point()):
-        return False    # a diverged network: checkpoint validation refuses it as it refuses our own
+    if checkpoint.nonfinite_tensors(state) != ['mapping.w_avg']:
+        return False    # all finite, or a diverged network (checkpoint validation refuses it as it refuses our own)
+    w_avg = state['mapping.w_avg']
     config = json.loads(packed['config'])
     G = persistence.build(config)
     if G.c_dim > 0:
