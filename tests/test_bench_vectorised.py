@@ -48,6 +48,25 @@ def test_two_stacked_seeds_equal_two_single_runs(objective):
     assert stacked[0]['timing']['stacked_seeds'] == 2
 
 
+def test_simultaneous_updates_stacked_equal_single_runs_and_share_one_batch_of_fakes():
+    cfgs = []
+    for s in (0, 1):
+        cfg = protocols.make_run_config('ring8', 'ns', s, 'standard', steps=24, eval_every=8)
+        cfg.G_kwargs.hidden_features = 16
+        cfg.D_kwargs.hidden_features = 16
+        cfg.num_eval = cfg.num_curve = 400
+        cfgs.append(cfg)
+    seed_run = runner.SeedRun(cfgs[0])
+    _real, z = seed_run.next_inputs(2, torch.device('cpu'))
+    assert torch.equal(z[0], z[1])
+    singles = [runner.run(c) for c in cfgs]
+    stacked = vectorised.run_stacked(cfgs)
+    for a, b in zip(singles, stacked):
+        _assert_results_close(a, b)
+    alternating = runner.run({k: v for k, v in cfgs[0].items() if k != 'update_rule'})
+    assert alternating['curve'][-1]['batch_emd'] != singles[0]['curve'][-1]['batch_emd']
+
+
 def test_stacked_networks_equal_the_per_seed_networks_after_training():
     """Parameters themselves, not only scores: run both trainers a few steps and compare copy by copy."""
     cfgs = _cfgs('hinge', steps=12, eval_every=12)
@@ -146,6 +165,17 @@ def test_standard_protocol_is_pacgans_released_configuration():
             cfg.D_kwargs.maxout_pieces) == ('maxout', 200, 3, 5)
     assert cfg.G_opt == cfg.D_opt == {'class_name': 'torch.optim.Adam', 'lr': 1e-4, 'betas': [0.8, 0.999]}
     assert cfg.init == {'weight_std': 0.02, 'bn_momentum': 0.05}
+    # ALI's simultaneous updates, as PacGAN's code trains; --updates=alternating is stored apart, and its
+    # configuration is the one this protocol had before it recorded its update rule.
+    assert cfg.update_rule == 'simultaneous' and runner.protocol_label(cfg) == 'standard'
+    alt = protocols.make_run_config('grid25', 'ns', 0, 'standard', updates='alternating')
+    assert 'update_rule' not in alt and runner.protocol_label(alt) == 'standard-alternating'
+    assert {k: v for k, v in cfg.items() if k != 'update_rule'} == alt
+    quick = protocols.make_run_config('grid25', 'ns', 0, 'quick')
+    assert 'update_rule' not in quick and runner.protocol_label(quick) == 'quick'
+    assert protocols.make_run_config('grid25', 'ns', 0, 'quick', updates='alternating') == quick
+    with pytest.raises(ValueError, match='unknown update policy'):
+        protocols.make_run_config('grid25', 'ns', 0, 'standard', updates='jacobi')
     seed_run = runner.SeedRun(cfg)
     linears = [m for net in (seed_run.G, seed_run.D) for m in net.modules() if isinstance(m, torch.nn.Linear)]
     weights = torch.cat([m.weight.flatten() for m in linears])

@@ -10,6 +10,7 @@ import os
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from scipy.spatial.distance import pdist
 
 import dnnlib
@@ -668,3 +669,69 @@ def test_each_objective_trains_a_tick_from_train_py(tmp_path, monkeypatch, name)
         assert collector.mean('Loss/ms_lambda') == pytest.approx(0.05, rel=1e-12)
     if name in ('wgan', 'swgan'):
         assert all(p.detach().abs().max().item() <= 0.01 for p in result.D.parameters())
+
+
+# ----------------------------------------------------------------------------
+# StepRunner's simultaneous updates (ALI's algorithm, the standard protocol's).
+
+
+def _mlp_pair(seed=0):
+    torch.manual_seed(seed)
+    G_kwargs, D_kwargs = architectures.build_arch_kwargs('mlp-maxout', None, None)
+    G_kwargs.update(hidden_features=16, num_layers=2)
+    D_kwargs.update(hidden_features=8, num_layers=2)
+    G = dnnlib.util.construct_class_by_name(**G_kwargs).train().requires_grad_(False)
+    D = dnnlib.util.construct_class_by_name(**D_kwargs).train().requires_grad_(False)
+    return G, D
+
+
+def test_simultaneous_step_takes_both_gradients_at_the_same_parameters():
+    """One simultaneous ns step with SGD equals a hand-written one: both gradients of the textbook losses
+    at the starting parameters, one batch of fakes, BatchNorm running statistics moved once."""
+    G, D = _mlp_pair()
+    G0, D0 = copy.deepcopy(G), copy.deepcopy(D)
+    g = torch.Generator().manual_seed(3)
+    n, lr = 32, 0.05
+    real, z, c = ring8(n, g), torch.randn(n, 2, generator=g), torch.zeros(n, 0)
+    loss = make_loss('ns', G, D, r1_gamma=0.0, pl_weight=0.0)
+    sgd = dict(class_name='torch.optim.SGD', lr=lr)
+    runner = StepRunner(loss, G, D, sgd, sgd, simultaneous=True)
+    assert [ph.name for ph in runner.phases] == ['Gboth', 'Dboth']
+    runner.step(0, [real], [c], [[z], [z]], [[c], [c]], cur_nimg=0)
+
+    # By hand, on the starting copies.
+    Gh, Dh = copy.deepcopy(G0).requires_grad_(True), copy.deepcopy(D0).requires_grad_(True)
+    fake = Gh(z, c)
+    G_loss = F.softplus(-Dh(fake, c)).mean()
+    G_grads = torch.autograd.grad(G_loss, list(Gh.parameters()))
+    D_loss = F.softplus(-Dh(real, c)).mean() + F.softplus(Dh(fake.detach(), c)).mean()
+    D_grads = torch.autograd.grad(D_loss, list(Dh.parameters()))
+    for p, p0, gr in zip(G.parameters(), G0.parameters(), G_grads):
+        assert torch.allclose(p, p0 - lr * gr, rtol=1e-5, atol=1e-7)
+    for p, p0, gr in zip(D.parameters(), D0.parameters(), D_grads):
+        assert torch.allclose(p, p0 - lr * gr, rtol=1e-5, atol=1e-7)
+    # Running statistics: one update with momentum m from this batch (the D phase's forward of G is undone).
+    norm, norm0 = G.norm0, G0.norm0
+    pre = G0.fc0(z)
+    m = norm0.momentum
+    assert torch.allclose(norm.running_mean, (1 - m) * norm0.running_mean + m * pre.mean(0), rtol=1e-5, atol=1e-7)
+    assert torch.allclose(norm.running_var, (1 - m) * norm0.running_var + m * pre.var(0, unbiased=True),
+                          rtol=1e-5, atol=1e-7)
+
+    # Alternating updates from the same start give D's gradient at the updated G: another D.
+    G2, D2 = copy.deepcopy(G0), copy.deepcopy(D0)
+    alt = StepRunner(make_loss('ns', G2, D2, r1_gamma=0.0, pl_weight=0.0), G2, D2, sgd, sgd)
+    alt.step(0, [real], [c], [[z], [z]], [[c], [c]], cur_nimg=0)
+    assert all(torch.allclose(a, b, rtol=1e-5, atol=1e-7) for a, b in zip(G2.parameters(), G.parameters()))
+    assert any(not torch.allclose(a, b, rtol=1e-5, atol=1e-7) for a, b in zip(D2.parameters(), D.parameters()))
+
+
+def test_simultaneous_updates_refuse_lazy_regularisation():
+    G, D = _mlp_pair()
+    loss = make_loss('ns', G, D, r1_gamma=1.0, pl_weight=0.0)
+    assert loss.D_reg_interval is not None
+    adam = dict(class_name='torch.optim.Adam', lr=1e-4)
+    with pytest.raises(ValueError, match='simultaneous updates need one phase per network'):
+        StepRunner(loss, G, D, adam, adam, simultaneous=True)
+    StepRunner(make_loss('ns', G, D, r1_gamma=1.0, pl_weight=0.0, D_reg_interval=None), G, D, adam, adam,
+               simultaneous=True)

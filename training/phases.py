@@ -6,6 +6,12 @@ every step, lazy regularisation every ``interval`` of its phase with the loss mu
 interval, and the optimisers' learning rate (and Adam's betas) rescaled by c = k/(k+1) as in
 StyleGAN2. ``step()`` accumulates each phase's gradients over the rounds it is given, averages them
 over processes, and applies them; the gradient is the mean over all rounds and ranks.
+
+Updates are alternating by default: each due phase is applied before the next one is computed (G, then
+D on the updated G), as in StyleGAN2's loop. ``simultaneous=True`` computes every due phase at the same
+parameters and only then applies them all (the update of ALI's and PacGAN's released code); a phase then
+leaves the buffers of the network it does not train as it found them, so BatchNorm running statistics
+move once per step, with that network's own forward pass.
 """
 
 from __future__ import annotations
@@ -32,9 +38,10 @@ def make_optimizer(module: torch.nn.Module, opt_kwargs: dict, reg_interval: int 
 
 class StepRunner:
     def __init__(self, loss, G: torch.nn.Module, D: torch.nn.Module, G_opt_kwargs: dict, D_opt_kwargs: dict,
-                 num_gpus: int = 1):
+                 num_gpus: int = 1, simultaneous: bool = False):
         self.loss = loss
         self.num_gpus = num_gpus
+        self.simultaneous = bool(simultaneous)
         self.phases = []
         for name, module, opt_kwargs, reg_interval, main_interval in [
                 ('G', G, G_opt_kwargs, loss.G_reg_interval, loss.n_critic),
@@ -49,6 +56,11 @@ class StepRunner:
                 self.phases.append(dnnlib.EasyDict(name=name + 'reg', module=module, opt=opt,
                                                    interval=reg_interval * main_interval, gain=reg_interval))
         self.optimizers = {'G': self.phases[0].opt, 'D': self.phases[-1].opt}
+        if self.simultaneous and len(self.phases) != 2:
+            raise ValueError('simultaneous updates need one phase per network: lazy regularisation '
+                             f'(G_reg_interval {loss.G_reg_interval}, D_reg_interval {loss.D_reg_interval}) would '
+                             'split a network\'s step in two')
+        self._others = {id(ph.module): [m for m in (G, D) if m is not ph.module] for ph in self.phases}
 
     def step(self, batch_idx: int, real_img: list, real_c: list, gen_z: list, gen_c: list, cur_nimg: int) -> None:
         """Run the phases due at `batch_idx`.
@@ -57,27 +69,42 @@ class StepRunner:
         each split into the same rounds (phases that are not due ignore theirs).
         """
         num_rounds = len(real_img)
-        for phase, phase_gen_z, phase_gen_c in zip(self.phases, gen_z, gen_c):
-            if batch_idx % phase.interval != 0:
-                continue
-            phase.opt.zero_grad(set_to_none=True)
-            phase.module.requires_grad_(True)
-            for r_img, r_c, g_z, g_c in zip(real_img, real_c, phase_gen_z, phase_gen_c):
-                self.loss.accumulate_gradients(phase=phase.name, real_img=r_img, real_c=r_c, gen_z=g_z, gen_c=g_c,
-                                               gain=phase.gain / num_rounds, cur_nimg=cur_nimg)
-            phase.module.requires_grad_(False)
-            with torch.autograd.profiler.record_function(phase.name + '_opt'):
-                params = [p for p in phase.module.parameters() if p.grad is not None]
-                if params:
-                    flat = torch.cat([p.grad.flatten() for p in params])
-                    if self.num_gpus > 1:
-                        torch.distributed.all_reduce(flat)
-                        flat /= self.num_gpus
-                    torch.nan_to_num(flat, nan=0, posinf=1e5, neginf=-1e5, out=flat)
-                    for p, g in zip(params, flat.split([p.numel() for p in params])):
-                        p.grad = g.reshape(p.shape)
-                phase.opt.step()
-            self.loss.post_step(phase.name, phase.module)
+        due = [(phase, z, c) for phase, z, c in zip(self.phases, gen_z, gen_c) if batch_idx % phase.interval == 0]
+        if not self.simultaneous:
+            for phase, phase_gen_z, phase_gen_c in due:
+                self._accumulate(phase, real_img, real_c, phase_gen_z, phase_gen_c, num_rounds, cur_nimg)
+                self._apply(phase)
+            return
+        for phase, phase_gen_z, phase_gen_c in due:
+            kept = [b.detach().clone() for m in self._others[id(phase.module)] for b in m.buffers()]
+            self._accumulate(phase, real_img, real_c, phase_gen_z, phase_gen_c, num_rounds, cur_nimg)
+            with torch.no_grad():
+                for b, k in zip([b for m in self._others[id(phase.module)] for b in m.buffers()], kept):
+                    b.copy_(k)
+        for phase, _z, _c in due:
+            self._apply(phase)
+
+    def _accumulate(self, phase, real_img, real_c, phase_gen_z, phase_gen_c, num_rounds, cur_nimg) -> None:
+        phase.opt.zero_grad(set_to_none=True)
+        phase.module.requires_grad_(True)
+        for r_img, r_c, g_z, g_c in zip(real_img, real_c, phase_gen_z, phase_gen_c):
+            self.loss.accumulate_gradients(phase=phase.name, real_img=r_img, real_c=r_c, gen_z=g_z, gen_c=g_c,
+                                           gain=phase.gain / num_rounds, cur_nimg=cur_nimg)
+        phase.module.requires_grad_(False)
+
+    def _apply(self, phase) -> None:
+        with torch.autograd.profiler.record_function(phase.name + '_opt'):
+            params = [p for p in phase.module.parameters() if p.grad is not None]
+            if params:
+                flat = torch.cat([p.grad.flatten() for p in params])
+                if self.num_gpus > 1:
+                    torch.distributed.all_reduce(flat)
+                    flat /= self.num_gpus
+                torch.nan_to_num(flat, nan=0, posinf=1e5, neginf=-1e5, out=flat)
+                for p, g in zip(params, flat.split([p.numel() for p in params])):
+                    p.grad = g.reshape(p.shape)
+            phase.opt.step()
+        self.loss.post_step(phase.name, phase.module)
 
     def state_dict(self) -> dict:
         return {k: opt.state_dict() for k, opt in self.optimizers.items()}

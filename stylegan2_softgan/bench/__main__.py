@@ -19,7 +19,7 @@ from dnnlib.cli import CommaSeparatedList, OneLineErrors, UserError
 
 
 def _main(suite, protocol, objectives, seeds, datasets, outdir, data, steps, eval_every, threads, gs, optimizers,
-          force, report_only, detector_dir, cache_dir, vectorise, partial_dir, checkpoint_every, stop_after):
+          updates, force, report_only, detector_dir, cache_dir, vectorise, partial_dir, checkpoint_every, stop_after):
     import torch
 
     import stylegan2_softgan  # noqa: F401  (registers the objectives)
@@ -27,7 +27,7 @@ def _main(suite, protocol, objectives, seeds, datasets, outdir, data, steps, eva
     from training.loss import list_losses
 
     command = _canonical_command(suite, protocol, objectives, seeds, datasets, outdir, data, steps, eval_every,
-                                 threads, gs, optimizers)
+                                 threads, gs, optimizers, updates)
     if report_only:
         if not os.path.isdir(os.path.join(outdir, 'runs')):
             raise UserError(f'--outdir={outdir}: holds no runs/ folder to report on')
@@ -72,7 +72,7 @@ def _main(suite, protocol, objectives, seeds, datasets, outdir, data, steps, eva
                         d, obj, seed, protocol, steps=steps, eval_every=eval_every,
                         data_path=data if protocols.suite_of(d) != '2d' else None,
                         gs_curve=gs and seed == 0 and protocols.suite_of(d) == '2d', save_samples=(seed == 0),
-                        optimizers=optimizers))
+                        optimizers=optimizers, updates=updates))
     except ValueError as e:
         raise UserError(f'--protocol={protocol}: {e}') from None
 
@@ -151,7 +151,7 @@ def _groups(todo, vectorise: bool, stackable) -> list[list]:
 
 
 def _canonical_command(suite, protocol, objectives, seeds, datasets, outdir, data, steps, eval_every, threads, gs,
-                       optimizers):
+                       optimizers, updates='protocol'):
     """The command line of this invocation with every option that shapes the runs spelled out."""
     args = [f'--suite={",".join(suite)}', f'--protocol={protocol}', f'--objectives={",".join(objectives)}',
             f'--seeds={seeds}']
@@ -169,6 +169,8 @@ def _canonical_command(suite, protocol, objectives, seeds, datasets, outdir, dat
         args.append('--no-gs')
     if optimizers != 'preset':
         args.append(f'--optimizers={optimizers}')
+    if updates != 'protocol':
+        args.append(f'--updates={updates}')
     args.append(f'--outdir={outdir}')
     return 'python -m stylegan2_softgan.bench ' + shlex.join(args)
 
@@ -214,6 +216,10 @@ def _record_command(outdir: str, command: str) -> None:
 @click.option('--optimizers', type=click.Choice(['preset', 'protocol']), default='preset', show_default=True,
               help="preset: each objective's registered optimiser (RMSProp for WGAN ...), else the protocol's; "
                    "protocol: the protocol's optimiser for all (runs stored under <protocol>-sameopt)")
+@click.option('--updates', type=click.Choice(['protocol', 'alternating']), default='protocol', show_default=True,
+              help="protocol: the protocol's update rule (simultaneous G and D steps for standard, as PacGAN's "
+                   "code; alternating for the others); alternating: G's step, then D's, for all (standard runs "
+                   "stored under standard-alternating)")
 @click.option('--vectorise/--no-vectorise', default=True, show_default=True,
               help='train the seeds of one objective stacked in one process (objectives with per-sample terms)')
 @click.option('--partial-dir', type=click.Path(file_okay=False), default=None,

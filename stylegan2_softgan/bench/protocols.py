@@ -17,8 +17,12 @@ Protocols:
               200 units × 5 pieces → 1; every weight drawn from N(0, 0.02²), biases 0; BatchNorm population
               statistics updated with momentum 0.05; Adam lr 1e-4, β1 0.8 (β2 0.999) for G and D; batch 100;
               a fixed training set of 100,000 points seen for 400 epochs (400,000 steps); scores on 2,500
-              samples, high quality within 3σ. The benchmark's comparisons are calibrated against PacGAN's
-              table only once `ns` reproduces PacGAN's GAN row under this protocol (docs/benchmarks/).
+              samples, high quality within 3σ; simultaneous updates (ALI's training algorithm, which
+              PacGAN's code uses: G's and D's gradients are both taken at the current parameters, from one
+              batch of fakes, and applied together). The benchmark's comparisons are calibrated against
+              PacGAN's table only once `ns` reproduces PacGAN's GAN row under this protocol (docs/benchmarks/).
+              `--updates=alternating` runs it with the alternating updates of the other protocols (G's step,
+              then D's on the updated G), stored as `standard-alternating`.
     full      the published setups: PacGAN's 2-D networks and budget (G 4×400 ReLU+BN, maxout D 3×200×5,
               Adam 1e-4 β1 0.8, batch 100, 400 epochs of 100k samples = 400k steps), PacGAN's VEEGAN
               stacked-MNIST setup (DCGAN, batch 64, Adam 2e-4 β1 0.5, 50 epochs of 128k samples) and its
@@ -74,14 +78,28 @@ _2D = {
                  G=dict(hidden_features=400, num_layers=4), D=dict(hidden_features=200, num_layers=3,
                                                                    activation='maxout', maxout_pieces=5),
                  opt=_ADAM_PACGAN_2D),
-    # PacGAN's released configuration (see the module docstring): 'full' plus its initialisation and its
-    # BatchNorm momentum. Curve points every 5000 steps so that the late-training mean has 10 points in
-    # the last 50,000 steps.
+    # PacGAN's released configuration (see the module docstring): 'full' plus its initialisation, its
+    # BatchNorm momentum and its simultaneous updates. Its Adam is blocks' Adam(1e-4, beta1=0.8): since
+    # blocks' commit aa06451 (2017-01-24, a year before PacGAN's code was published) that is torch's
+    # β1 = 0.8; blocks releases before it weighted the *new* gradient by beta1 (torch β1 = 0.2), which is
+    # the convention ALI's mixture script, whose settings PacGAN's reuse, was written in (2016). Curve
+    # points every 5000 steps so that the late-training mean has 10 points in the last 50,000 steps.
     'standard': dict(steps=400_000, batch=100, eval_every=5000, num_eval=2500, num_curve=2500, train_size=100_000,
                      G=dict(hidden_features=400, num_layers=4), D=dict(hidden_features=200, num_layers=3,
                                                                        activation='maxout', maxout_pieces=5),
-                     opt=_ADAM_PACGAN_2D, init=dict(weight_std=0.02, bn_momentum=0.05)),
+                     opt=_ADAM_PACGAN_2D, init=dict(weight_std=0.02, bn_momentum=0.05), update='simultaneous'),
 }
+
+# How G and D are updated (training.phases.StepRunner): 'alternating' (the image trainer's loop, every
+# protocol but 'standard') or 'simultaneous'. A configuration records `update_rule` only when it is
+# 'simultaneous', so the configurations, and the stored runs, of alternating protocols stay as they were.
+UPDATE_POLICIES = ('protocol', 'alternating')
+
+
+def protocol_update(suite: str, protocol: str) -> str:
+    """The update rule a protocol prescribes for a suite."""
+    table = _2D if suite == '2d' else {}
+    return table.get(protocol, {}).get('update', 'alternating')
 
 # The quick image protocols use the Unrolled-GAN networks (G 64-32-16-8 channels, 3x3; D 8-16-32 channels, or
 # 2-4-8 at ¼ capacity): PacGAN's VEEGAN-setup DCGAN costs about 3 s per step on this CPU. Measured: about 60 ms
@@ -183,11 +201,14 @@ def suite_of(dataset: str) -> str:
 
 def make_run_config(dataset: str, objective: str, seed: int, protocol: str = 'quick', steps: int | None = None,
                     eval_every: int | None = None, data_path: str | None = None, gs_curve: bool = False,
-                    save_samples: bool = False, optimizers: str = 'preset') -> dnnlib.EasyDict:
+                    save_samples: bool = False, optimizers: str = 'preset', updates: str = 'protocol') -> dnnlib.EasyDict:
     """The JSON-able configuration of one run. `steps` / `eval_every` override the protocol's budget and
-    curve interval; `optimizers` is 'preset' or 'protocol' (see optimizers_for)."""
+    curve interval; `optimizers` is 'preset' or 'protocol' (see optimizers_for); `updates` is 'protocol'
+    (the protocol's update rule) or 'alternating' (alternating updates whatever the protocol says)."""
     if protocol not in PROTOCOLS:
         raise ValueError(f'unknown protocol {protocol!r}; expected one of {", ".join(PROTOCOLS)}')
+    if updates not in UPDATE_POLICIES:
+        raise ValueError(f'unknown update policy {updates!r}; expected one of {", ".join(UPDATE_POLICIES)}')
     suite = suite_of(dataset)
     cfg = dnnlib.EasyDict(suite=suite, dataset=dataset, objective=objective, seed=int(seed), protocol=protocol)
     cfg.loss_kwargs = loss_kwargs_for(objective)
@@ -234,6 +255,8 @@ def make_run_config(dataset: str, objective: str, seed: int, protocol: str = 'qu
     cfg.eval_every = min(int(cfg.eval_every), int(cfg.steps))
     cfg.save_samples = bool(save_samples)
     cfg.optimizers = optimizers
+    if updates == 'protocol' and protocol_update(suite, protocol) == 'simultaneous':
+        cfg['update_rule'] = 'simultaneous'
     return _plain(cfg)
 
 

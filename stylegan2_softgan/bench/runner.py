@@ -292,8 +292,13 @@ class SeedRun:
         self.eval_time = 0.0
 
     def next_inputs(self, num_phases: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-        """This step's real batch and latents [num_phases, batch, z_dim], drawn from the seed's streams."""
+        """This step's real batch and latents [num_phases, batch, z_dim], drawn from the seed's streams:
+        one batch of latents per phase, or with simultaneous updates one batch shared by all phases (the
+        same fakes for G's and D's gradients, as in ALI's algorithm)."""
         real = self.stream.next().to(device)
+        if update_rule(self.cfg) == 'simultaneous':
+            z = torch.randn([1, self.batch, self.G.z_dim], generator=self.latent_gen)
+            return real, z.expand(num_phases, -1, -1).contiguous().to(device)
         gen_z = torch.randn([num_phases, self.batch, self.G.z_dim], generator=self.latent_gen).to(device)
         return real, gen_z
 
@@ -344,7 +349,8 @@ def run(cfg: dict, classifier=None, progress=None) -> dict:
     say = progress if progress is not None else (lambda msg: None)
     seed_run = SeedRun(cfg, classifier, device)
     cfg, G, loss = seed_run.cfg, seed_run.G, seed_run.loss
-    step_runner = StepRunner(loss, G, seed_run.D, cfg.G_opt, cfg.D_opt)
+    step_runner = StepRunner(loss, G, seed_run.D, cfg.G_opt, cfg.D_opt,
+                             simultaneous=update_rule(cfg) == 'simultaneous')
     num_phases = len(step_runner.phases)
     n_critic = int(loss.n_critic)
     beta_schedule = getattr(loss, 'beta_schedule', None)
@@ -396,8 +402,17 @@ def reference(cfg: dict, classifier=None) -> dict:
 
 
 def protocol_label(cfg) -> str:
-    """The protocol's name, marked when every objective was given the protocol's optimiser."""
-    return cfg['protocol'] + ('' if cfg.get('optimizers', 'preset') == 'preset' else '-sameopt')
+    """The protocol's name, marked when every objective was given the protocol's optimiser and when the
+    updates are not the ones the protocol prescribes."""
+    from stylegan2_softgan.bench.protocols import protocol_update
+    label = cfg['protocol'] + ('' if cfg.get('optimizers', 'preset') == 'preset' else '-sameopt')
+    update = update_rule(cfg)
+    return label + ('' if update == protocol_update(cfg['suite'], cfg['protocol']) else f'-{update}')
+
+
+def update_rule(cfg) -> str:
+    """'simultaneous' or 'alternating' (a configuration without the key is alternating)."""
+    return cfg.get('update_rule', 'alternating')
 
 
 def run_paths(outdir: str, cfg) -> tuple[str, str]:
