@@ -154,6 +154,16 @@ def test_command_stacks_seeds_checkpoints_and_reuses(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(args)
     assert '4 runs (4 already stored' in capsys.readouterr().out
+    # Another process can train further seeds of the same table; they join the stored runs.
+    with pytest.raises(SystemExit):
+        main([a for a in args if a != '--seeds=2'] + ['--seeds=1', '--first-seed=2'])
+    assert '2 runs (0 already stored' in capsys.readouterr().out
+    assert sorted(p.name for p in (out / 'runs' / 'quick' / 'ring8').glob('ns-seed*.json')) == \
+        ['ns-seed0.json', 'ns-seed1.json', 'ns-seed2.json']
+    assert any('--seeds=1 --first-seed=2' in line for line in (out / 'commands.txt').read_text().splitlines())
+    with pytest.raises(SystemExit):
+        main([a for a in args if a != '--seeds=2'] + ['--seeds=3'])
+    assert '6 runs (6 already stored' in capsys.readouterr().out
 
 
 def test_standard_protocol_is_pacgans_released_configuration():

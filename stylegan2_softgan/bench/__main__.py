@@ -18,7 +18,7 @@ import dnnlib
 from dnnlib.cli import CommaSeparatedList, OneLineErrors, UserError
 
 
-def _main(suite, protocol, objectives, seeds, datasets, outdir, data, steps, eval_every, threads, gs, optimizers,
+def _main(suite, protocol, objectives, seeds, first_seed, datasets, outdir, data, steps, eval_every, threads, gs, optimizers,
           updates, force, report_only, detector_dir, cache_dir, vectorise, partial_dir, checkpoint_every, stop_after):
     import torch
 
@@ -26,7 +26,7 @@ def _main(suite, protocol, objectives, seeds, datasets, outdir, data, steps, eva
     from stylegan2_softgan.bench import protocols, report, runner, vectorised
     from training.loss import list_losses
 
-    command = _canonical_command(suite, protocol, objectives, seeds, datasets, outdir, data, steps, eval_every,
+    command = _canonical_command(suite, protocol, objectives, seeds, first_seed, datasets, outdir, data, steps, eval_every,
                                  threads, gs, optimizers, updates)
     if report_only:
         if not os.path.isdir(os.path.join(outdir, 'runs')):
@@ -67,7 +67,7 @@ def _main(suite, protocol, objectives, seeds, datasets, outdir, data, steps, eva
     try:
         for d in all_datasets:
             for obj in objectives:
-                for seed in range(seeds):
+                for seed in range(first_seed, first_seed + seeds):
                     configs.append(protocols.make_run_config(
                         d, obj, seed, protocol, steps=steps, eval_every=eval_every,
                         data_path=data if protocols.suite_of(d) != '2d' else None,
@@ -150,11 +150,13 @@ def _groups(todo, vectorise: bool, stackable) -> list[list]:
     return groups
 
 
-def _canonical_command(suite, protocol, objectives, seeds, datasets, outdir, data, steps, eval_every, threads, gs,
+def _canonical_command(suite, protocol, objectives, seeds, first_seed, datasets, outdir, data, steps, eval_every, threads, gs,
                        optimizers, updates='protocol'):
     """The command line of this invocation with every option that shapes the runs spelled out."""
     args = [f'--suite={",".join(suite)}', f'--protocol={protocol}', f'--objectives={",".join(objectives)}',
             f'--seeds={seeds}']
+    if first_seed:
+        args.append(f'--first-seed={first_seed}')
     if datasets:
         args.append(f'--datasets={",".join(datasets)}')
     if data is not None:
@@ -203,7 +205,10 @@ def _record_command(outdir: str, command: str) -> None:
                    "(the calibration); full: the published setups")
 @click.option('--objectives', type=CommaSeparatedList(), default='ns,soft,far,swgan,wgan-gp,hinge,ms',
               show_default=True, help='registered --loss names')
-@click.option('--seeds', type=click.IntRange(min=1), default=5, show_default=True, help='runs per objective: seeds 0..N-1')
+@click.option('--seeds', type=click.IntRange(min=1), default=5, show_default=True,
+              help='runs per objective: seeds F..F+N-1 (F = --first-seed)')
+@click.option('--first-seed', type=click.IntRange(min=0), default=0, show_default=True,
+              help='first seed: lets separate processes (one per core) train different seeds of one table')
 @click.option('--datasets', type=CommaSeparatedList(), default='', help='restrict to these data sets of the suites')
 @click.option('--outdir', type=click.Path(file_okay=False), default='bench-results', show_default=True,
               help='runs/, results.md and figures/ go here')
