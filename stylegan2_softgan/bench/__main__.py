@@ -18,16 +18,17 @@ import dnnlib
 from dnnlib.cli import CommaSeparatedList, OneLineErrors, UserError
 
 
-def _main(suite, protocol, objectives, seeds, first_seed, datasets, outdir, data, steps, eval_every, threads, gs, optimizers,
-          updates, force, report_only, detector_dir, cache_dir, vectorise, partial_dir, checkpoint_every, stop_after):
+def _main(suite, protocol, objectives, seeds, first_seed, datasets, outdir, data, steps, eval_every, threads, gs,
+          optimizers, updates, force, report_only, detector_dir, cache_dir, vectorise, partial_dir, checkpoint_every,
+          stop_after):
     import torch
 
     import stylegan2_softgan  # noqa: F401  (registers the objectives)
     from stylegan2_softgan.bench import protocols, report, runner, vectorised
     from training.loss import list_losses
 
-    command = _canonical_command(suite, protocol, objectives, seeds, first_seed, datasets, outdir, data, steps, eval_every,
-                                 threads, gs, optimizers, updates)
+    command = _canonical_command(suite, protocol, objectives, seeds, first_seed, datasets, outdir, data, steps,
+                                 eval_every, threads, gs, optimizers, updates)
     if report_only:
         if not os.path.isdir(os.path.join(outdir, 'runs')):
             raise UserError(f'--outdir={outdir}: holds no runs/ folder to report on')
@@ -150,8 +151,8 @@ def _groups(todo, vectorise: bool, stackable) -> list[list]:
     return groups
 
 
-def _canonical_command(suite, protocol, objectives, seeds, first_seed, datasets, outdir, data, steps, eval_every, threads, gs,
-                       optimizers, updates='protocol'):
+def _canonical_command(suite, protocol, objectives, seeds, first_seed, datasets, outdir, data, steps, eval_every,
+                       threads, gs, optimizers, updates='protocol'):
     """The command line of this invocation with every option that shapes the runs spelled out."""
     args = [f'--suite={",".join(suite)}', f'--protocol={protocol}', f'--objectives={",".join(objectives)}',
             f'--seeds={seeds}']

@@ -101,6 +101,7 @@ def protocol_update(suite: str, protocol: str) -> str:
     table = _2D if suite == '2d' else {}
     return table.get(protocol, {}).get('update', 'alternating')
 
+
 # The quick image protocols use the Unrolled-GAN networks (G 64-32-16-8 channels, 3x3; D 8-16-32 channels, or
 # 2-4-8 at ¼ capacity): PacGAN's VEEGAN-setup DCGAN costs about 3 s per step on this CPU. Measured: about 60 ms
 # per generator step on one thread (110 ms when the machine is shared), plus ~20 s to label 26,000 samples.
@@ -201,7 +202,8 @@ def suite_of(dataset: str) -> str:
 
 def make_run_config(dataset: str, objective: str, seed: int, protocol: str = 'quick', steps: int | None = None,
                     eval_every: int | None = None, data_path: str | None = None, gs_curve: bool = False,
-                    save_samples: bool = False, optimizers: str = 'preset', updates: str = 'protocol') -> dnnlib.EasyDict:
+                    save_samples: bool = False, optimizers: str = 'preset',
+                    updates: str = 'protocol') -> dnnlib.EasyDict:
     """The JSON-able configuration of one run. `steps` / `eval_every` override the protocol's budget and
     curve interval; `optimizers` is 'preset' or 'protocol' (see optimizers_for); `updates` is 'protocol'
     (the protocol's update rule) or 'alternating' (alternating updates whatever the protocol says)."""
