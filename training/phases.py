@@ -60,7 +60,8 @@ class StepRunner:
             raise ValueError('simultaneous updates need one phase per network: lazy regularisation '
                              f'(G_reg_interval {loss.G_reg_interval}, D_reg_interval {loss.D_reg_interval}) would '
                              'split a network\'s step in two')
-        self._others = {id(ph.module): [m for m in (G, D) if m is not ph.module] for ph in self.phases}
+        for phase in self.phases:
+            phase.other = D if phase.module is G else G
 
     def step(self, batch_idx: int, real_img: list, real_c: list, gen_z: list, gen_c: list, cur_nimg: int) -> None:
         """Run the phases due at `batch_idx`.
@@ -76,10 +77,11 @@ class StepRunner:
                 self._apply(phase)
             return
         for phase, phase_gen_z, phase_gen_c in due:
-            kept = [b.detach().clone() for m in self._others[id(phase.module)] for b in m.buffers()]
+            buffers = list(phase.other.buffers())
+            kept = [b.detach().clone() for b in buffers]
             self._accumulate(phase, real_img, real_c, phase_gen_z, phase_gen_c, num_rounds, cur_nimg)
             with torch.no_grad():
-                for b, k in zip([b for m in self._others[id(phase.module)] for b in m.buffers()], kept):
+                for b, k in zip(buffers, kept):
                     b.copy_(k)
         for phase, _z, _c in due:
             self._apply(phase)

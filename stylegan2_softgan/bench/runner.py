@@ -27,7 +27,7 @@ import torch
 
 import dnnlib
 from metrics.emd import batch_emd
-from stylegan2_softgan.bench import data2d, scoring
+from stylegan2_softgan.bench import data2d, protocols, scoring
 from training.phases import StepRunner
 
 RESULT_FORMAT = 'ganmc-bench-run'
@@ -271,6 +271,7 @@ class SeedRun:
         self.real_gen = _generator(cfg.seed, STREAM_REAL)
         self.floor_gen = _generator(cfg.seed, STREAM_FLOOR)
         self.batch = int(cfg.batch)
+        self.simultaneous = update_rule(cfg) == 'simultaneous'
         self.train_points = None
         if cfg.suite == '2d':
             data = data2d.get_dataset(cfg.dataset, cfg.get('train_size'))
@@ -296,7 +297,7 @@ class SeedRun:
         one batch of latents per phase, or with simultaneous updates one batch shared by all phases (the
         same fakes for G's and D's gradients, as in ALI's algorithm)."""
         real = self.stream.next().to(device)
-        if update_rule(self.cfg) == 'simultaneous':
+        if self.simultaneous:
             z = torch.randn([1, self.batch, self.G.z_dim], generator=self.latent_gen)
             return real, z.expand(num_phases, -1, -1).contiguous().to(device)
         gen_z = torch.randn([num_phases, self.batch, self.G.z_dim], generator=self.latent_gen).to(device)
@@ -349,8 +350,7 @@ def run(cfg: dict, classifier=None, progress=None) -> dict:
     say = progress if progress is not None else (lambda msg: None)
     seed_run = SeedRun(cfg, classifier, device)
     cfg, G, loss = seed_run.cfg, seed_run.G, seed_run.loss
-    step_runner = StepRunner(loss, G, seed_run.D, cfg.G_opt, cfg.D_opt,
-                             simultaneous=update_rule(cfg) == 'simultaneous')
+    step_runner = StepRunner(loss, G, seed_run.D, cfg.G_opt, cfg.D_opt, simultaneous=seed_run.simultaneous)
     num_phases = len(step_runner.phases)
     n_critic = int(loss.n_critic)
     beta_schedule = getattr(loss, 'beta_schedule', None)
@@ -404,10 +404,9 @@ def reference(cfg: dict, classifier=None) -> dict:
 def protocol_label(cfg) -> str:
     """The protocol's name, marked when every objective was given the protocol's optimiser and when the
     updates are not the ones the protocol prescribes."""
-    from stylegan2_softgan.bench.protocols import protocol_update
     label = cfg['protocol'] + ('' if cfg.get('optimizers', 'preset') == 'preset' else '-sameopt')
     update = update_rule(cfg)
-    return label + ('' if update == protocol_update(cfg['suite'], cfg['protocol']) else f'-{update}')
+    return label + ('' if update == protocols.protocol_update(cfg['suite'], cfg['protocol']) else f'-{update}')
 
 
 def update_rule(cfg) -> str:

@@ -238,8 +238,7 @@ def run_stacked(cfgs: list[dict], classifier=None, progress=None, partial_dir: s
     schedules = [getattr(r.loss, 'beta_schedule', None) for r in seeds]
     if schedules[0] is not None:
         loss.beta_schedule = StackedSchedules(schedules)
-    step_runner = StepRunner(loss, G, D, cfg.G_opt, cfg.D_opt,
-                             simultaneous=runner.update_rule(cfg) == 'simultaneous')
+    step_runner = StepRunner(loss, G, D, cfg.G_opt, cfg.D_opt, simultaneous=seeds[0].simultaneous)
     for phase in step_runner.phases:
         phase.gain *= S              # per-sample means run over S·B samples: each copy gets its own gradient
     num_phases = len(step_runner.phases)
