@@ -115,3 +115,57 @@ def test_questions_table_differences_and_tests():
     assert row.endswith(f'| {np.mean(a) - np.mean(b):+.1f}, p = {p:.3f} |')
     assert not any('soft-floor-single' in line for line in lines)       # questions without runs are left out
     assert report.make_questions_table({('quick', 'grid25'): {'ns': rp}}, 'quick') == []
+
+
+def test_welch_against_a_published_mean_and_standard_error():
+    import scipy.stats
+    vals = [6.0, 8.0, 7.0, 6.0, 7.0]
+    diff, ci, p = report.welch_vs_published(vals, 6.3, 0.5, 10)
+    # scipy's test from summary statistics: the published side's std is its standard error times sqrt(n).
+    ref = scipy.stats.ttest_ind_from_stats(np.mean(vals), np.std(vals, ddof=1), len(vals), 6.3, 0.5 * math.sqrt(10), 10,
+                                           equal_var=False)
+    assert diff == pytest.approx(np.mean(vals) - 6.3, rel=1e-12)
+    assert p == pytest.approx(ref.pvalue, rel=1e-10)
+    # The interval's half width is the t quantile at the Welch-Satterthwaite degrees of freedom times the
+    # standard error of the difference, so its end points give p = 0.05 exactly.
+    va, vb = np.var(vals, ddof=1) / 5, 0.25
+    se = math.sqrt(va + vb)
+    dof = (va + vb) ** 2 / (va ** 2 / 4 + vb ** 2 / 9)
+    assert ci[0] + ci[1] == pytest.approx(2 * diff, rel=1e-12)
+    assert 2 * scipy.stats.t.sf((ci[1] - ci[0]) / 2 / se, dof) == pytest.approx(0.05, rel=1e-9)
+    assert report.welch_vs_published([7.0], 6.3, 0.5, 10) == (pytest.approx(0.7), None, None)
+
+
+def _final_run(dataset, seed, modes, hq, rkl, protocol='standard'):
+    return dict(config=dict(objective='ns', seed=seed, dataset=dataset, protocol=protocol),
+                final=dict(modes_captured=modes, hq_fraction=hq, reverse_kl=rkl), curve=[], timing={})
+
+
+def test_calibration_table_verdicts():
+    like_pacgan = [_final_run('ring8', s, m, h, k) for s, (m, h, k) in
+                   enumerate([(6, 0.981, 0.5), (7, 0.985, 0.3), (5, 0.979, 0.6), (7, 0.983, 0.4), (6, 0.982, 0.45)])]
+    lines = report.make_calibration_table({('standard', 'ring8'): {'ns': like_pacgan}}, 'standard')
+    assert lines[0] == "## Calibration (standard protocol): `ns` against PacGAN's GAN row"
+    row = next(line for line in lines if line.startswith('| ring8 | modes captured |'))
+    diff, ci, p = report.welch_vs_published([6, 7, 5, 7, 6], 6.3, 0.5, 10)
+    assert row == (f'| ring8 | modes captured | 6.2 ± 0.8 (5) | 6.3 ± 0.5 | {diff:+.1f} ({ci[0]:+.1f} to '
+                   f'{ci[1]:+.1f}) | {p:.3f} |')
+    hq_row = next(line for line in lines if line.startswith('| ring8 | high quality % |'))
+    assert '98.2 ± 0.2 (5) | 98.2 ± 0.2 |' in hq_row
+    assert lines[-1] == '* ring8: **calibrated** (5 seeds; no score differs at p < 0.05).'
+
+    # Every seed keeping all modes, as alternating updates do: the mode count differs.
+    kept_all = [_final_run('ring8', s, 8, 0.98, 0.08 + 0.01 * s) for s in range(5)]
+    lines = report.make_calibration_table({('standard', 'ring8'): {'ns': kept_all}}, 'standard')
+    assert lines[-1].startswith('* ring8: **not calibrated** (5 seeds; differs in modes captured (p = ')
+    assert 'reverse KL (p = ' in lines[-1]
+
+    # Too few seeds: no verdict either way; a single seed gets no test at all.
+    lines = report.make_calibration_table({('standard', 'grid25'): {'ns': kept_all[:1]}}, 'standard')
+    assert lines[-1] == '* grid25: **not calibrated yet**: 1 of 5 seeds stored (too few seeds for a test).'
+    assert '| grid25 | reverse KL | 0.08 (1) | 0.70 ± 0.07 | -0.62 | – |' in lines
+
+    # Only the standard protocol has a published row to meet, and only ns is compared with it.
+    quick = [_final_run('ring8', s, 8, 0.5, 0.1, protocol='quick') for s in range(5)]
+    assert report.make_calibration_table({('quick', 'ring8'): {'ns': quick}}, 'quick') == []
+    assert report.make_calibration_table({('standard', 'ring8'): {'soft': kept_all}}, 'standard') == []

@@ -1,6 +1,8 @@
 """Tables and figures from the stored run results of an output folder.
 
-    results.md                    a summary (per protocol: objectives × data sets, late-training mode count
+    results.md                    for the standard protocol, the calibration (ns's final scores against
+                                  PacGAN's GAN row, and per data set whether the benchmark is calibrated);
+                                  a summary (per protocol: objectives × data sets, late-training mode count
                                   and its test against ns), then per data set: mean ± std over seeds per
                                   objective, published anchors beside (and, under its header, the discussion
                                   in notes.md when the folder has one)
@@ -40,10 +42,30 @@ from training import run_logging
 # A hand-written discussion of the results, kept beside the runs and copied into results.md under the header.
 NOTES_FILENAME = 'notes.md'
 
+# PacGAN's Table 1, GAN row: the row the `standard` protocol's `ns` must reproduce before its comparisons mean
+# anything. Per data set and score: (mean, standard error over PACGAN_TRIALS trials), as the table's caption
+# states, each trial scored once at the end of training; high quality as a fraction.
+PACGAN_TRIALS = 10
+PACGAN_GAN_ROW = {
+    'ring8': {'modes_captured': (6.3, 0.5), 'hq_fraction': (0.982, 0.002), 'reverse_kl': (0.45, 0.09)},
+    'grid25': {'modes_captured': (17.3, 0.8), 'hq_fraction': (0.948, 0.007), 'reverse_kl': (0.70, 0.07)},
+}
+CALIBRATION_MIN_SEEDS = 5        # the issue's "at least 5 seeds" before a data set can count as calibrated
+_CALIBRATION_SCORES = (('modes captured', 'modes_captured', 1, 1), ('high quality %', 'hq_fraction', 100, 1),
+                       ('reverse KL', 'reverse_kl', 1, 2))
+
+
+def _pacgan_gan_text(dataset: str) -> str:
+    row = PACGAN_GAN_ROW[dataset]
+    return ' / '.join(f'{row[key][0] * scale:.{dec}f}±{row[key][1] * scale:.{dec}f}'
+                      for _h, key, scale, dec in _CALIBRATION_SCORES)
+
+
 # Published numbers (BENCHMARKS.md): full protocols, other code and budgets, printed as external anchors.
+# PacGAN T1's "±" is the standard error over 10 trials; VEEGAN's are single numbers.
 ANCHORS = {
     'ring8': ('modes (of 8) / high quality % / reverse KL', [
-        ('GAN', '6.3±0.5 / 98.2±0.2 / 0.45±0.09', 'PacGAN T1'),
+        ('GAN', _pacgan_gan_text('ring8'), 'PacGAN T1'),
         ('ALI', '6.6±0.3 / 97.6±0.4 / 0.36±0.04', 'PacGAN T1'),
         ('PacGAN2', '7.9±0.1 / 95.6±2.0 / 0.07±0.03', 'PacGAN T1'),
         ('PacGAN4', '7.8±0.1 / 95.9±1.4 / 0.07±0.02', 'PacGAN T1'),
@@ -51,7 +73,7 @@ ANCHORS = {
         ('VEEGAN', '8 / 52.9 / –', 'VEEGAN T1'),
     ]),
     'grid25': ('modes (of 25) / high quality % / reverse KL', [
-        ('GAN', '17.3±0.8 / 94.8±0.7 / 0.70±0.07', 'PacGAN T1'),
+        ('GAN', _pacgan_gan_text('grid25'), 'PacGAN T1'),
         ('ALI', '24.1±0.4 / 95.7±0.6 / 0.14±0.03', 'PacGAN T1'),
         ('PacGAN2', '23.8±0.7 / 91.3±0.8 / 0.13±0.04', 'PacGAN T1'),
         ('PacGAN4', '24.8±0.2 / 93.6±0.6 / 0.04±0.01', 'PacGAN T1'),
@@ -271,6 +293,75 @@ def make_questions_table(groups: dict, protocol: str) -> list[str]:
             + rows)
 
 
+def welch_vs_published(values, pub_mean: float, pub_se: float, pub_n: int):
+    """Welch's test of mean(values) = a published mean given as mean ± standard error over pub_n trials.
+    Returns (difference of the means, 95 % interval of the difference, two-sided p); interval and p are None
+    with fewer than 2 values."""
+    vals = np.asarray(values, dtype=np.float64)
+    diff = float(vals.mean()) - pub_mean
+    if vals.size < 2:
+        return diff, None, None
+    va, vb = float(vals.var(ddof=1)) / vals.size, pub_se ** 2        # squared standard errors of both means
+    se = float(np.sqrt(va + vb))
+    if se == 0.0:
+        return diff, None, None
+    dof = (va + vb) ** 2 / (va ** 2 / (vals.size - 1) + vb ** 2 / (pub_n - 1))
+    half = float(scipy.stats.t.ppf(0.975, dof)) * se
+    p = float(2 * scipy.stats.t.sf(abs(diff) / se, dof))
+    return diff, (diff - half, diff + half), p
+
+
+def make_calibration_table(groups: dict, protocol: str) -> list[str]:
+    """For the `standard` protocol: each seed's final scores of `ns` against PacGAN's GAN row (Welch's test
+    against the published mean and standard error), and per data set whether the benchmark is calibrated
+    (at least CALIBRATION_MIN_SEEDS seeds and no score differing at p < 0.05); empty for other protocols or
+    without `ns` runs."""
+    datasets = [d for d in PACGAN_GAN_ROW if BASELINE in groups.get((protocol, d), {})
+                and groups[(protocol, d)][BASELINE][0]['config']['protocol'] == 'standard']
+    if not datasets:
+        return []
+    lines = [f"## Calibration ({protocol} protocol): `{BASELINE}` against PacGAN's GAN row", '',
+             f"PacGAN's Table 1 gives its GAN row as the mean ± standard error over {PACGAN_TRIALS} trials, each "
+             'scored once at the end of training, so each of our seeds is compared by its final evaluation too '
+             f"(not the late-training mean); Welch's two-sided test against the published mean and standard error "
+             f'({PACGAN_TRIALS - 1} degrees of freedom on their side) and the 95 % interval of the difference. A '
+             f'data set counts as calibrated with at least {CALIBRATION_MIN_SEEDS} seeds and no score differing '
+             'at p < 0.05; a wide interval means the seeds cannot tell, not that the numbers agree.', '',
+             f'| data set | score | `{BASELINE}`, final (mean ± std, seeds) | PacGAN GAN (mean ± s.e.) | '
+             'difference (95 % interval) | p |', '| --- | --- | --- | --- | --- | --- |']
+    verdicts = []
+    for d in datasets:
+        runs = groups[(protocol, d)][BASELINE]
+        differing, tested = [], 0
+        for header, key, scale, dec in _CALIBRATION_SCORES:
+            vals = [r['final'].get(key) for r in runs]
+            vals = [v * scale for v in vals if v is not None]
+            pub_mean, pub_se = (x * scale for x in PACGAN_GAN_ROW[d][key])
+            if not vals:
+                lines.append(f'| {d} | {header} | – | {pub_mean:.{dec}f} ± {pub_se:.{dec}f} | – | – |')
+                continue
+            diff, ci, p = welch_vs_published(vals, pub_mean, pub_se, PACGAN_TRIALS)
+            ci_text = '' if ci is None else f' ({ci[0]:+.{dec}f} to {ci[1]:+.{dec}f})'
+            if p is not None:
+                tested += 1
+                if p < 0.05:
+                    differing.append(f'{header} (p = {p:.3f})')
+            lines.append(f'| {d} | {header} | {format_cell(vals, 1, dec)} ({len(vals)}) | '
+                         f'{pub_mean:.{dec}f} ± {pub_se:.{dec}f} | {diff:+.{dec}f}{ci_text} | '
+                         f'{"–" if p is None else f"{p:.3f}"} |')
+        seeds = len(runs)
+        found = ('differs in ' + ', '.join(differing)) if differing else \
+            ('no score differs at p < 0.05' if tested else 'too few seeds for a test')
+        if seeds >= CALIBRATION_MIN_SEEDS and not differing and tested == len(_CALIBRATION_SCORES):
+            verdicts.append(f'* {d}: **calibrated** ({seeds} seeds; {found}).')
+        elif seeds >= CALIBRATION_MIN_SEEDS:
+            verdicts.append(f'* {d}: **not calibrated** ({seeds} seeds; {found}).')
+        else:
+            verdicts.append(f'* {d}: **not calibrated yet**: {seeds} of {CALIBRATION_MIN_SEEDS} seeds stored '
+                            f'({found}).')
+    return lines + [''] + verdicts
+
+
 def environments(results: list[dict]) -> list[str]:
     """The machines and torch versions the stored runs name (runs stored before this was recorded: 'unrecorded')."""
     seen: dict = {}
@@ -371,6 +462,9 @@ def write_report(outdir: str, protocol: str | None = None, commands: list[str] |
                   'configuration; delete `runs/` to recompute everything):', '']
         lines += [f'    {cmd}' for cmd in commands] + ['']
     for proto in sorted({p for p, _d in groups}):
+        calibration = make_calibration_table(groups, proto)
+        if calibration:
+            lines += calibration + ['']
         summary = make_summary_table(groups, proto)
         if summary:
             lines += summary + ['']
