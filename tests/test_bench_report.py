@@ -122,8 +122,8 @@ def test_welch_against_a_published_mean_and_standard_error():
     vals = [6.0, 8.0, 7.0, 6.0, 7.0]
     diff, ci, p = report.welch_vs_published(vals, 6.3, 0.5, 10)
     # scipy's test from summary statistics: the published side's std is its standard error times sqrt(n).
-    ref = scipy.stats.ttest_ind_from_stats(np.mean(vals), np.std(vals, ddof=1), len(vals), 6.3, 0.5 * math.sqrt(10), 10,
-                                           equal_var=False)
+    ref = scipy.stats.ttest_ind_from_stats(np.mean(vals), np.std(vals, ddof=1), len(vals),
+                                           6.3, 0.5 * math.sqrt(10), 10, equal_var=False)
     assert diff == pytest.approx(np.mean(vals) - 6.3, rel=1e-12)
     assert p == pytest.approx(ref.pvalue, rel=1e-10)
     # The interval's half width is the t quantile at the Welch-Satterthwaite degrees of freedom times the

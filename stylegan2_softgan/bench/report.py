@@ -63,8 +63,9 @@ def _pacgan_gan_text(dataset: str) -> str:
 
 # Published numbers (BENCHMARKS.md): full protocols, other code and budgets, printed as external anchors.
 # PacGAN T1's "±" is the standard error over 10 trials; VEEGAN's are single numbers.
+_PACGAN_ERRORS = f'PacGAN T1: mean ± standard error over {PACGAN_TRIALS} trials'
 ANCHORS = {
-    'ring8': ('modes (of 8) / high quality % / reverse KL', [
+    'ring8': (f'modes (of 8) / high quality % / reverse KL; {_PACGAN_ERRORS}', [
         ('GAN', _pacgan_gan_text('ring8'), 'PacGAN T1'),
         ('ALI', '6.6±0.3 / 97.6±0.4 / 0.36±0.04', 'PacGAN T1'),
         ('PacGAN2', '7.9±0.1 / 95.6±2.0 / 0.07±0.03', 'PacGAN T1'),
@@ -72,7 +73,7 @@ ANCHORS = {
         ('Unrolled GAN', '7.6 / 35.6 / –', 'VEEGAN T1'),
         ('VEEGAN', '8 / 52.9 / –', 'VEEGAN T1'),
     ]),
-    'grid25': ('modes (of 25) / high quality % / reverse KL', [
+    'grid25': (f'modes (of 25) / high quality % / reverse KL; {_PACGAN_ERRORS}', [
         ('GAN', _pacgan_gan_text('grid25'), 'PacGAN T1'),
         ('ALI', '24.1±0.4 / 95.7±0.6 / 0.14±0.03', 'PacGAN T1'),
         ('PacGAN2', '23.8±0.7 / 91.3±0.8 / 0.13±0.04', 'PacGAN T1'),
