@@ -160,6 +160,13 @@ def test_calibration_table_verdicts():
     assert lines[-1].startswith('* ring8: **not calibrated** (5 seeds; differs in modes captured (p = ')
     assert 'reverse KL (p = ' in lines[-1]
 
+    # A score defined for one seed only (reverse KL without high-quality samples) leaves no verdict of
+    # "calibrated", however well the others agree.
+    no_kl = [dict(r, final=dict(r['final'], reverse_kl=None if r['config']['seed'] else 0.4)) for r in like_pacgan]
+    lines = report.make_calibration_table({('standard', 'ring8'): {'ns': no_kl}}, 'standard')
+    assert lines[-1] == '* ring8: **not calibrated** (5 seeds; no score differs at p < 0.05, 1 without a test).'
+    assert '| ring8 | reverse KL | 0.40 (1) | 0.45 ± 0.09 | -0.05 | – |' in lines
+
     # Too few seeds: no verdict either way; a single seed gets no test at all.
     lines = report.make_calibration_table({('standard', 'grid25'): {'ns': kept_all[:1]}}, 'standard')
     assert lines[-1] == '* grid25: **not calibrated yet**: 1 of 5 seeds stored (too few seeds for a test).'

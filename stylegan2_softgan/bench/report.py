@@ -351,9 +351,14 @@ def make_calibration_table(groups: dict, protocol: str) -> list[str]:
                          f'{pub_mean:.{dec}f} ± {pub_se:.{dec}f} | {diff:+.{dec}f}{ci_text} | '
                          f'{"–" if p is None else f"{p:.3f}"} |')
         seeds = len(runs)
-        found = ('differs in ' + ', '.join(differing)) if differing else \
-            ('no score differs at p < 0.05' if tested else 'too few seeds for a test')
-        if seeds >= CALIBRATION_MIN_SEEDS and not differing and tested == len(_CALIBRATION_SCORES):
+        untested = len(_CALIBRATION_SCORES) - tested
+        if differing:
+            found = 'differs in ' + ', '.join(differing)
+        elif tested == 0:
+            found = 'too few seeds for a test'
+        else:
+            found = 'no score differs at p < 0.05' + (f', {untested} without a test' if untested else '')
+        if seeds >= CALIBRATION_MIN_SEEDS and not differing and not untested:
             verdicts.append(f'* {d}: **calibrated** ({seeds} seeds; {found}).')
         elif seeds >= CALIBRATION_MIN_SEEDS:
             verdicts.append(f'* {d}: **not calibrated** ({seeds} seeds; {found}).')
