@@ -3,13 +3,13 @@
     python -m stylegan2_softgan.bench --suite=2d --protocol=quick --objectives=ns,soft --seeds=5 --outdir=out
     python -m stylegan2_softgan.bench --suite=stacked --data=mnist.npz --outdir=out
     python -m stylegan2_softgan.bench --report-only --outdir=out
+    python -m stylegan2_softgan.bench --progress --outdir=out
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shlex
 import time
 
 import click
@@ -19,16 +19,24 @@ from dnnlib.cli import CommaSeparatedList, OneLineErrors, UserError
 
 
 def _main(suite, protocol, objectives, seeds, first_seed, datasets, outdir, data, steps, eval_every, threads, gs,
-          optimizers, updates, force, report_only, detector_dir, cache_dir, vectorise, partial_dir, checkpoint_every,
-          stop_after):
+          optimizers, updates, force, report_only, progress, detector_dir, cache_dir, vectorise, partial_dir,
+          checkpoint_every, stop_after):
     import torch
 
     import stylegan2_softgan  # noqa: F401  (registers the objectives)
     from stylegan2_softgan.bench import protocols, report, runner, vectorised
     from training.loss import list_losses
 
-    command = _canonical_command(suite, protocol, objectives, seeds, first_seed, datasets, outdir, data, steps,
-                                 eval_every, threads, gs, optimizers, updates)
+    command = protocols.bench_command(suite, protocol, objectives, seeds, first_seed, datasets, outdir, data, steps,
+                                      eval_every, threads, gs, optimizers, updates)
+    if progress:
+        from stylegan2_softgan.bench.progress import progress_lines
+        if not os.path.isdir(outdir):
+            raise UserError(f'--outdir={outdir}: no such folder')
+        if partial_dir is not None and not os.path.isdir(partial_dir):
+            raise UserError(f'--partial-dir={partial_dir}: no such folder')
+        print('\n'.join(progress_lines(outdir, partial_dir)))
+        return
     if report_only:
         if not os.path.isdir(os.path.join(outdir, 'runs')):
             raise UserError(f'--outdir={outdir}: holds no runs/ folder to report on')
@@ -64,16 +72,10 @@ def _main(suite, protocol, objectives, seeds, first_seed, datasets, outdir, data
         # whether a run can be reused, then hold no path of this machine.
 
     torch.set_num_threads(threads)
-    configs = []
     try:
-        for d in all_datasets:
-            for obj in objectives:
-                for seed in range(first_seed, first_seed + seeds):
-                    configs.append(protocols.make_run_config(
-                        d, obj, seed, protocol, steps=steps, eval_every=eval_every,
-                        data_path=data if protocols.suite_of(d) != '2d' else None,
-                        gs_curve=gs and seed == 0 and protocols.suite_of(d) == '2d', save_samples=(seed == 0),
-                        optimizers=optimizers, updates=updates))
+        configs = protocols.make_run_configs(all_datasets, objectives, range(first_seed, first_seed + seeds), protocol,
+                                             steps=steps, eval_every=eval_every, data_path=data, gs=gs,
+                                             optimizers=optimizers, updates=updates)
     except ValueError as e:
         raise UserError(f'--protocol={protocol}: {e}') from None
 
@@ -151,33 +153,6 @@ def _groups(todo, vectorise: bool, stackable) -> list[list]:
     return groups
 
 
-def _canonical_command(suite, protocol, objectives, seeds, first_seed, datasets, outdir, data, steps, eval_every,
-                       threads, gs, optimizers, updates='protocol'):
-    """The command line of this invocation with every option that shapes the runs spelled out."""
-    args = [f'--suite={",".join(suite)}', f'--protocol={protocol}', f'--objectives={",".join(objectives)}',
-            f'--seeds={seeds}']
-    if first_seed:
-        args.append(f'--first-seed={first_seed}')
-    if datasets:
-        args.append(f'--datasets={",".join(datasets)}')
-    if data is not None:
-        args.append(f'--data={data}')
-    if steps is not None:
-        args.append(f'--steps={steps}')
-    if eval_every is not None:
-        args.append(f'--eval-every={eval_every}')
-    if threads != 1:
-        args.append(f'--threads={threads}')
-    if not gs:
-        args.append('--no-gs')
-    if optimizers != 'preset':
-        args.append(f'--optimizers={optimizers}')
-    if updates != 'protocol':
-        args.append(f'--updates={updates}')
-    args.append(f'--outdir={outdir}')
-    return 'python -m stylegan2_softgan.bench ' + shlex.join(args)
-
-
 def _commands_path(outdir: str) -> str:
     return os.path.join(outdir, 'commands.txt')
 
@@ -236,6 +211,9 @@ def _record_command(outdir: str, command: str) -> None:
               help='minutes: stop (checkpointing the stacked run in progress) after this long; rerun to continue')
 @click.option('--force', is_flag=True, help='recompute runs that are already stored')
 @click.option('--report-only', is_flag=True, help='only rewrite results.md and the figures from stored runs')
+@click.option('--progress', is_flag=True,
+              help='only list the unfinished (checkpointed) runs: steps done, curves so far, the command that '
+                   'continues them')
 @click.option('--detector-dir', type=click.Path(file_okay=False), default=None, help='folder holding mnist-cnn.pt')
 @click.option('--cache-dir', type=click.Path(file_okay=False), default=None, help='cache folder for the classifier')
 def main(**kwargs):

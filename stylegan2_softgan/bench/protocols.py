@@ -39,6 +39,7 @@ train.py. Everything else (networks, data, budget in generator steps, seeds) is 
 from __future__ import annotations
 
 import copy
+import shlex
 
 import dnnlib
 from stylegan2_softgan.softgan import beta_schedule_kwargs
@@ -260,6 +261,47 @@ def make_run_config(dataset: str, objective: str, seed: int, protocol: str = 'qu
     if updates == 'protocol' and protocol_update(suite, protocol) == 'simultaneous':
         cfg['update_rule'] = 'simultaneous'
     return _plain(cfg)
+
+
+def make_run_configs(datasets, objectives, seeds, protocol: str = 'quick', steps: int | None = None,
+                     eval_every: int | None = None, data_path: str | None = None, gs: bool = True,
+                     optimizers: str = 'preset', updates: str = 'protocol') -> list[dnnlib.EasyDict]:
+    """The configurations of one bench command, in the order it trains them: data set, then objective, then
+    seed. Seed 0 saves its samples and, on 2-D data with `gs`, records the Geometry Score curve; MNIST's
+    path goes only into the configurations of data sets that read it."""
+    return [make_run_config(d, obj, seed, protocol, steps=steps, eval_every=eval_every,
+                            data_path=data_path if suite_of(d) != '2d' else None,
+                            gs_curve=gs and seed == 0 and suite_of(d) == '2d', save_samples=(seed == 0),
+                            optimizers=optimizers, updates=updates)
+            for d in datasets for obj in objectives for seed in seeds]
+
+
+def bench_command(suite, protocol, objectives, seeds, first_seed, datasets, outdir, data, steps, eval_every,
+                  threads=1, gs=True, optimizers='preset', updates='protocol') -> str:
+    """The bench command line with these options, every option that shapes the runs spelled out (the
+    form commands.txt records)."""
+    args = [f'--suite={",".join(suite)}', f'--protocol={protocol}', f'--objectives={",".join(objectives)}',
+            f'--seeds={seeds}']
+    if first_seed:
+        args.append(f'--first-seed={first_seed}')
+    if datasets:
+        args.append(f'--datasets={",".join(datasets)}')
+    if data is not None:
+        args.append(f'--data={data}')
+    if steps is not None:
+        args.append(f'--steps={steps}')
+    if eval_every is not None:
+        args.append(f'--eval-every={eval_every}')
+    if threads != 1:
+        args.append(f'--threads={threads}')
+    if not gs:
+        args.append('--no-gs')
+    if optimizers != 'preset':
+        args.append(f'--optimizers={optimizers}')
+    if updates != 'protocol':
+        args.append(f'--updates={updates}')
+    args.append(f'--outdir={outdir}')
+    return 'python -m stylegan2_softgan.bench ' + shlex.join(args)
 
 
 def _plain(obj):

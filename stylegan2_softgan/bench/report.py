@@ -209,10 +209,16 @@ def _late(run: dict, key: str) -> float | None:
     return late_mean(run['curve'], key, from_step=run['config']['steps'] // 2)
 
 
+def mode_key(dataset: str) -> str | None:
+    """The curve score that counts the modes of `dataset` (None for data without modes)."""
+    kind = dataset_kind(dataset)
+    return _LATE_KEYS[kind][0] if kind in _LATE_KEYS else None
+
+
 def _late_modes(run: dict) -> float | None:
     """A run's late-training mode count (see make_late_table); None for data without modes."""
-    kind = dataset_kind(run['config']['dataset'])
-    return _late(run, _LATE_KEYS[kind][0]) if kind in _LATE_KEYS else None
+    key = mode_key(run['config']['dataset'])
+    return None if key is None else _late(run, key)
 
 
 def _mode_datasets(groups: dict, protocol: str) -> list[str]:

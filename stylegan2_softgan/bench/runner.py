@@ -317,9 +317,7 @@ class SeedRun:
         point['beta'] = None if beta is None else float(beta)
         self.curve.append(point)
         self.eval_time += time.time() - t0
-        shown = ' '.join(f'{k} {v:.3g}' if isinstance(v, float) else f'{k} {v}' for k, v in point.items()
-                         if k != 'step' and v is not None and not isinstance(v, list))
-        say(f'step {step}/{cfg.steps}: {shown} ({time.time() - self.t_start:.0f} s)')
+        say(f'step {step}/{cfg.steps}: {format_point(point)} ({time.time() - self.t_start:.0f} s)')
 
     def finish(self, G: torch.nn.Module, train_time: float, d_steps: int, g_steps: int, **timing) -> dict:
         """Final scores of generator G and the JSON-able result."""
@@ -399,6 +397,12 @@ def reference(cfg: dict, classifier=None) -> dict:
 
 # ----------------------------------------------------------------------------
 # Files.
+
+
+def format_point(point: dict) -> str:
+    """A curve point's scalar scores as `name value` pairs (the step and per-mode lists left out)."""
+    return ' '.join(f'{k} {v:.3g}' if isinstance(v, float) else f'{k} {v}' for k, v in point.items()
+                    if k != 'step' and v is not None and not isinstance(v, list))
 
 
 def protocol_label(cfg) -> str:

@@ -308,10 +308,20 @@ def _save_checkpoint(path, cfgs, seeds, G, D, loss, step_runner, gen_steps, batc
         torch.save(state, f)
 
 
-def _load_checkpoint(path, cfgs, seeds, G, D, loss, step_runner) -> tuple[int, int, float]:
-    state = torch.load(path, map_location='cpu', weights_only=True)
+def read_partial(path: str) -> dict:
+    """The state a partial run's checkpoint holds, loaded as data (tensors and plain containers only)."""
+    try:
+        state = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:  # pylint: disable=broad-except
+        raise ValueError(f'{path}: not a partial benchmark run ({CHECKPOINT_FORMAT}): '
+                         f'{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""}') from None
     if not isinstance(state, dict) or state.get('format') != CHECKPOINT_FORMAT:
         raise ValueError(f'{path}: not a partial benchmark run ({CHECKPOINT_FORMAT})')
+    return state
+
+
+def _load_checkpoint(path, cfgs, seeds, G, D, loss, step_runner) -> tuple[int, int, float]:
+    state = read_partial(path)
     if json.loads(state['configs']) != json.loads(json.dumps(cfgs, sort_keys=True)):
         raise ValueError(f'{path}: holds the progress of other configurations')
     G.load_state_dict(state['G'])
