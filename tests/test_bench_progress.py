@@ -121,3 +121,21 @@ def test_progress_errors_are_one_line(tmp_path, capsys, extra, message):
     outdir = tmp_path / 'missing' if not extra else tmp_path
     code, captured = _bench(['--progress', f'--outdir={outdir}'] + extra, capsys)
     assert code == 2 and message in captured.err and len(captured.err.strip().splitlines()) == 1
+
+
+def test_an_unreadable_checkpoint_stops_the_command_before_it_writes_anything(tmp_path, capsys):
+    partial = tmp_path / 'partial'
+    cfgs = protocols.make_run_configs(['ring8'], ['ns'], [0, 1], 'quick', steps=24, eval_every=8, gs=False)
+    path = vectorised.partial_path(str(partial), cfgs)
+    os.makedirs(os.path.dirname(path))
+    with open(path, 'wb') as f:
+        f.write(b'truncated')
+    out = tmp_path / 'bench'
+    code, captured = _bench(RUN_ARGS + ['--seeds=2', f'--outdir={out}', f'--partial-dir={partial}'], capsys)
+    assert code == 2 and len(captured.err.strip().splitlines()) == 1
+    assert path in captured.err and 'not a partial benchmark run' in captured.err and 'delete it' in captured.err
+    assert not out.exists()
+    # The progress of other configurations under the right name (a hash collision, an edited file).
+    torch.save(dict(format=vectorised.CHECKPOINT_FORMAT, configs='[]'), path)
+    code, captured = _bench(RUN_ARGS + ['--seeds=2', f'--outdir={out}', f'--partial-dir={partial}'], capsys)
+    assert code == 2 and 'holds the progress of other configurations' in captured.err and not out.exists()

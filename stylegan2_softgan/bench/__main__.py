@@ -87,12 +87,17 @@ def _main(suite, protocol, objectives, seeds, first_seed, datasets, outdir, data
             raise UserError(f'--data={data}: {e}') from None
         print(f'MNIST classifier: {classifier.description}; measured test accuracy {acc:.4f}', flush=True)
 
+    todo = [cfg for cfg in configs if force or runner.existing_result(outdir, cfg) is None]
+    partial_dir = partial_dir or os.path.join(outdir, 'partial')
+    groups = _groups(todo, vectorise, vectorised.stackable)
+    for group in groups:
+        path = vectorised.partial_path(partial_dir, group)
+        if vectorise and vectorised.stackable(group[0]) and os.path.isfile(path):
+            try:
+                vectorised.read_partial_of(path, group)
+            except ValueError as e:
+                raise UserError(f'{e}; delete it to start these runs afresh') from None
     _record_command(outdir, command)
-    todo = []
-    for cfg in configs:
-        stored = None if force else runner.existing_result(outdir, cfg)
-        if stored is None:
-            todo.append(cfg)
     print(f'{len(configs)} runs ({len(configs) - len(todo)} already stored in {outdir}), torch threads {threads}',
           flush=True)
     done = set()
@@ -104,8 +109,6 @@ def _main(suite, protocol, objectives, seeds, first_seed, datasets, outdir, data
             text = json.dumps(ref, indent=1, sort_keys=True) + '\n'
             dnnlib.util.atomic_write_bytes(ref_path, text.encode('utf-8'))
     start = time.time()
-    partial_dir = partial_dir or os.path.join(outdir, 'partial')
-    groups = _groups(todo, vectorise, vectorised.stackable)
     done_runs = 0
     for k, group in enumerate(groups):
         cfg = group[0]

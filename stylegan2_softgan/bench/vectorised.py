@@ -320,10 +320,16 @@ def read_partial(path: str) -> dict:
     return state
 
 
-def _load_checkpoint(path, cfgs, seeds, G, D, loss, step_runner) -> tuple[int, int, float]:
+def read_partial_of(path: str, cfgs: list[dict]) -> dict:
+    """`read_partial`, refusing a checkpoint that holds the progress of configurations other than `cfgs`."""
     state = read_partial(path)
-    if json.loads(state['configs']) != json.loads(json.dumps(cfgs, sort_keys=True)):
+    if json.loads(state.get('configs', 'null')) != json.loads(json.dumps(cfgs, sort_keys=True)):
         raise ValueError(f'{path}: holds the progress of other configurations')
+    return state
+
+
+def _load_checkpoint(path, cfgs, seeds, G, D, loss, step_runner) -> tuple[int, int, float]:
+    state = read_partial_of(path, cfgs)
     G.load_state_dict(state['G'])
     D.load_state_dict(state['D'])
     step_runner.load_state_dict(state['optimizers'])
