@@ -26,7 +26,7 @@ import numpy as np
 import dnnlib
 from stylegan2_softgan.bench import protocols, report, runner, vectorised
 
-LAST_POINTS = 5          # curve points averaged for the "lately" mode count (as the report's late mean)
+LAST_POINTS = report.LATE_POINTS      # curve points averaged for the recent mode count, as in the report
 
 
 def find_partials(partial_dir: str) -> list[str]:
