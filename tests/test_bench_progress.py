@@ -139,3 +139,6 @@ def test_an_unreadable_checkpoint_stops_the_command_before_it_writes_anything(tm
     torch.save(dict(format=vectorised.CHECKPOINT_FORMAT, configs='[]'), path)
     code, captured = _bench(RUN_ARGS + ['--seeds=2', f'--outdir={out}', f'--partial-dir={partial}'], capsys)
     assert code == 2 and 'holds the progress of other configurations' in captured.err and not out.exists()
+    torch.save(dict(format=vectorised.CHECKPOINT_FORMAT, configs=torch.zeros(2)), path)
+    code, captured = _bench(RUN_ARGS + ['--seeds=2', f'--outdir={out}', f'--partial-dir={partial}'], capsys)
+    assert code == 2 and 'holds the progress of other configurations' in captured.err and not out.exists()

@@ -323,7 +323,11 @@ def read_partial(path: str) -> dict:
 def read_partial_of(path: str, cfgs: list[dict]) -> dict:
     """`read_partial`, refusing a checkpoint that holds the progress of configurations other than `cfgs`."""
     state = read_partial(path)
-    if json.loads(state.get('configs', 'null')) != json.loads(json.dumps(cfgs, sort_keys=True)):
+    try:
+        recorded = json.loads(state.get('configs', 'null'))
+    except (TypeError, ValueError):
+        recorded = None
+    if recorded != json.loads(json.dumps(cfgs, sort_keys=True)):
         raise ValueError(f'{path}: holds the progress of other configurations')
     return state
 
