@@ -100,6 +100,8 @@ def test_files_that_are_not_checkpoints_are_reported_and_never_executed(tmp_path
     folder.mkdir(parents=True)
     (folder / 'garbage.pt').write_bytes(b'not a checkpoint')
     torch.save(dict(format='something-else'), folder / 'other.pt')
+    torch.save(dict(format=vectorised.CHECKPOINT_FORMAT, configs='[{}]', seeds=[dict(curve='[]')], gen_steps=3,
+                    train_time=1.0), folder / 'partly.pt')
     marker = tmp_path / 'executed'
 
     class Payload:
@@ -108,8 +110,10 @@ def test_files_that_are_not_checkpoints_are_reported_and_never_executed(tmp_path
 
     (folder / 'payload.pt').write_bytes(pickle.dumps(Payload(), protocol=2))
     lines = _progress(out, capsys)
-    assert lines[::2] == [str(folder / name) for name in ('garbage.pt', 'other.pt', 'payload.pt')]
-    assert all(line.startswith('  unreadable: ') and 'not a partial benchmark run' in line for line in lines[1::2])
+    assert lines[::2] == [str(folder / name) for name in ('garbage.pt', 'other.pt', 'partly.pt', 'payload.pt')]
+    assert all(line.startswith('  unreadable: ') for line in lines[1::2])
+    assert all('not a partial benchmark run' in lines[k] for k in (1, 3, 7))
+    assert "not a readable partial run checkpoint (KeyError: 'steps')" in lines[5]
     assert not marker.exists()
 
 

@@ -43,11 +43,11 @@ def describe(path: str) -> dict:
         configs = [dnnlib.EasyDict(c) for c in json.loads(state['configs'])]
         curves = [json.loads(s['curve']) for s in state['seeds']]
         gen_steps, train_time = int(state['gen_steps']), float(state['train_time'])
+        if not configs or len(curves) != len(configs):
+            raise ValueError(f'{len(configs)} configurations but {len(curves)} curves')
+        steps = int(configs[0]['steps'])
     except (KeyError, TypeError, ValueError) as e:
-        raise ValueError(f'{path}: a partial run checkpoint without {e}') from None
-    if not configs or len(curves) != len(configs):
-        raise ValueError(f'{path}: {len(configs)} configurations but {len(curves)} curves')
-    steps = int(configs[0]['steps'])
+        raise ValueError(f'{path}: not a readable partial run checkpoint ({type(e).__name__}: {e})') from None
     rate = train_time / gen_steps if gen_steps else None
     return dict(path=path, configs=configs, curves=curves, gen_steps=gen_steps, steps=steps, train_time=train_time,
                 seconds_left=None if rate is None else rate * (steps - gen_steps),
