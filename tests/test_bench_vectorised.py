@@ -2,6 +2,7 @@
 trainer's, a partial run resumes exactly, objectives with batch-wide terms are refused, and the command
 line groups, checkpoints and reuses runs."""
 
+import copy
 import json
 import os
 
@@ -65,6 +66,34 @@ def test_simultaneous_updates_stacked_equal_single_runs_and_share_one_batch_of_f
         _assert_results_close(a, b)
     alternating = runner.run({k: v for k, v in cfgs[0].items() if k != 'update_rule'})
     assert alternating['curve'][-1]['batch_emd'] != singles[0]['curve'][-1]['batch_emd']
+
+
+@pytest.mark.parametrize('objective,protocol', [('ns', 'standard'), ('soft-floor-multi', 'quick')])
+def test_one_stacked_seed_runs_without_vmap_and_equals_the_single_run_exactly(objective, protocol, monkeypatch):
+    """S = 1 (how the long standard-protocol runs are checkpointed) calls the network directly on views of
+    the stacked tensors: the same numbers as the per-seed trainer, bit for bit, and vmap is never called."""
+    cfg = protocols.make_run_config('ring8', objective, 3, protocol, steps=24, eval_every=8)
+    cfg.G_kwargs.hidden_features = 16
+    cfg.D_kwargs.hidden_features = 16
+    cfg.num_eval = cfg.num_curve = 400
+    single = runner.run(cfg)
+
+    def no_vmap(*args, **kwargs):
+        raise AssertionError('vmap called for one copy')
+    monkeypatch.setattr(vectorised, 'vmap', no_vmap)
+    stacked = vectorised.run_stacked([cfg])[0]
+    assert stacked['curve'] == single['curve'] and stacked['final'] == single['final']
+    assert stacked['timing']['stacked_seeds'] == 1
+    # BatchNorm's running statistics are updated in the stacked buffers through the views.
+    plain = runner.SeedRun(cfg).G.train()
+    G = vectorised.StackedModule([copy.deepcopy(plain)]).train()
+    z = torch.randn(10, 2)
+    G(z, torch.zeros(10, 0))
+    plain(z, torch.zeros(10, 0))
+    bn = [name for name, _ in plain.named_buffers() if name.endswith('running_mean')]
+    assert bn
+    for (name, b), b_stacked in zip(plain.named_buffers(), G.copy_of(0).buffers()):
+        assert torch.equal(b, b_stacked), name
 
 
 def test_stacked_networks_equal_the_per_seed_networks_after_training():
