@@ -325,6 +325,30 @@ def test_weight_clipping_holds_after_every_critic_step_and_from_the_start():
         WGANLoss('cpu', G, D, clip=-1)
 
 
+def test_step_replaces_nan_and_inf_gradients_before_the_update():
+    """NaN becomes 0 and ±inf becomes ±1e5 in every gradient the optimiser sees (one SGD step, lr 1)."""
+    G, D = nets()
+    loss = make_loss('ns', G, D)
+    runner = StepRunner(loss, G, D, dict(class_name='torch.optim.SGD', lr=1.0),
+                        dict(class_name='torch.optim.SGD', lr=1.0))
+    phase = next(ph for ph in runner.phases if ph.module is D)
+    params = list(D.parameters())
+    before = [p.detach().clone() for p in params]
+    bad = torch.tensor([float('nan'), float('inf'), -float('inf'), 2.5])
+    for p in params:
+        g = torch.full_like(p, 0.5)
+        g.view(-1)[:min(4, p.numel())] = bad[:min(4, p.numel())]
+        p.grad = g
+    runner._apply(phase)
+    clean = torch.tensor([0.0, 1e5, -1e5, 2.5])
+    for p, b in zip(params, before):
+        expected = torch.full_like(p, 0.5)
+        expected.view(-1)[:min(4, p.numel())] = clean[:min(4, p.numel())]
+        assert torch.equal(p.grad, expected)
+        assert torch.allclose(b - p.detach(), expected, rtol=1e-6, atol=1e-2)
+    assert all(torch.isfinite(p).all() for p in params)
+
+
 def test_n_critic_schedules_the_generator():
     G, D = nets()
     loss = make_loss('wgan', G, D)

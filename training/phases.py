@@ -97,14 +97,17 @@ class StepRunner:
     def _apply(self, phase) -> None:
         with torch.autograd.profiler.record_function(phase.name + '_opt'):
             params = [p for p in phase.module.parameters() if p.grad is not None]
-            if params:
+            if params and self.num_gpus > 1:
+                # One all-reduce over the whole gradient, then the mean over ranks.
                 flat = torch.cat([p.grad.flatten() for p in params])
-                if self.num_gpus > 1:
-                    torch.distributed.all_reduce(flat)
-                    flat /= self.num_gpus
-                torch.nan_to_num(flat, nan=0, posinf=1e5, neginf=-1e5, out=flat)
+                torch.distributed.all_reduce(flat)
+                flat /= self.num_gpus
                 for p, g in zip(params, flat.split([p.numel() for p in params])):
                     p.grad = g.reshape(p.shape)
+            for p in params:
+                # NaN -> 0 and ±inf -> ±1e5, in place: a single process skips the flat copy, which cost
+                # about a tenth of a step of the benchmarks' small MLPs on one CPU thread.
+                p.grad.nan_to_num_(nan=0, posinf=1e5, neginf=-1e5)
             phase.opt.step()
         self.loss.post_step(phase.name, phase.module)
 
