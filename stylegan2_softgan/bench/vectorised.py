@@ -94,7 +94,7 @@ class StackedModule(torch.nn.Module):
         if S == 1:
             # One copy: call it on views of the stacked tensors, without vmap. Gradients reach the stacked
             # parameters and BatchNorm's in-place updates the stacked buffers through the views; vmap would
-            # only add its own overhead (about a fifth of a standard-protocol step on one CPU thread).
+            # only add its own overhead (docs/benchmarks/vectorised.md measures it).
             first = lambda tensors: {name: t[0] for name, t in tensors.items()}  # noqa: E731
             return functional_call(template, (first(params), first(buffers)), (x, c), kwargs)
 
