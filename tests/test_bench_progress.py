@@ -82,6 +82,33 @@ def test_seeds_missing_between_those_of_a_run_must_be_stored_for_a_command_to_co
                        f'--first-seed=3 --datasets=ring8 --outdir={out} --partial-dir={tmp_path / "elsewhere"}')
 
 
+def test_resume_command_keeps_the_update_rule_and_the_adam_beta1_override(tmp_path):
+    out = tmp_path / 'bench'
+    cfgs = protocols.make_run_configs(['grid25'], ['ns'], [2], 'standard', updates='alternating', adam_beta1=0.2)
+    command = progress.resume_command(cfgs, str(out))
+    assert command == ('python -m stylegan2_softgan.bench --suite=2d --protocol=standard --objectives=ns --seeds=1 '
+                       f'--first-seed=2 --datasets=grid25 --updates=alternating --adam-beta1=0.2 --outdir={out}')
+    simultaneous = protocols.make_run_configs(['grid25'], ['ns'], [2], 'standard', adam_beta1=0.2)
+    assert progress.resume_command(simultaneous, str(out)).endswith(f'--adam-beta1=0.2 --outdir={out}')
+    assert '--updates' not in progress.resume_command(simultaneous, str(out))
+
+
+def test_adam_beta1_runs_are_stored_under_their_own_label_and_refused_for_other_optimisers(tmp_path, capsys):
+    out = tmp_path / 'bench'
+    code, captured = _bench(RUN_ARGS + ['--seeds=1', '--steps=4', '--eval-every=4', '--adam-beta1=0.2',
+                                        f'--outdir={out}'], capsys)
+    assert code in (None, 0), captured.err
+    stored = runner.load_result(str(out / 'runs' / 'quick-beta1-0.2' / 'ring8' / 'ns-seed0.json'))
+    assert stored['config']['G_opt']['betas'] == [0.2, 0.999] and stored['config']['adam_beta1'] == 0.2
+    assert '--adam-beta1=0.2' in (out / 'commands.txt').read_text()
+    with pytest.raises(SystemExit) as exit_info:
+        main.main(RUN_ARGS + ['--objectives=wgan', '--adam-beta1=0.2', f'--outdir={tmp_path / "other"}'])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count('\n') == 0 and "--adam-beta1: objective 'wgan' trains G with torch.optim.RMSprop" in err
+    assert not (tmp_path / 'other').exists()
+
+
 def test_curve_summary_by_hand():
     curve = [dict(step=s, modes_captured=m, hq_fraction=0.5) for s, m in
              [(40, 6), (0, 0), (10, 8), (20, 7), (30, 8), (50, 5), (60, 7)]]

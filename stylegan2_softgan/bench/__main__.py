@@ -19,8 +19,8 @@ from dnnlib.cli import CommaSeparatedList, OneLineErrors, UserError
 
 
 def _main(suite, protocol, objectives, seeds, first_seed, datasets, outdir, data, steps, eval_every, threads, gs,
-          optimizers, updates, force, report_only, progress, detector_dir, cache_dir, vectorise, partial_dir,
-          checkpoint_every, stop_after):
+          optimizers, updates, adam_beta1, force, report_only, progress, detector_dir, cache_dir, vectorise,
+          partial_dir, checkpoint_every, stop_after):
     import torch
 
     import stylegan2_softgan  # noqa: F401  (registers the objectives)
@@ -28,7 +28,7 @@ def _main(suite, protocol, objectives, seeds, first_seed, datasets, outdir, data
     from training.loss import list_losses
 
     command = protocols.bench_command(suite, protocol, objectives, seeds, first_seed, datasets, outdir, data, steps,
-                                      eval_every, threads, gs, optimizers, updates)
+                                      eval_every, threads, gs, optimizers, updates, adam_beta1)
     if progress:
         from stylegan2_softgan.bench.progress import progress_lines
         if not os.path.isdir(outdir):
@@ -75,9 +75,10 @@ def _main(suite, protocol, objectives, seeds, first_seed, datasets, outdir, data
     try:
         configs = protocols.make_run_configs(all_datasets, objectives, range(first_seed, first_seed + seeds), protocol,
                                              steps=steps, eval_every=eval_every, data_path=data, gs=gs,
-                                             optimizers=optimizers, updates=updates)
+                                             optimizers=optimizers, updates=updates, adam_beta1=adam_beta1)
     except ValueError as e:
-        raise UserError(f'--protocol={protocol}: {e}') from None
+        # Messages about another option name it themselves; the rest are about the protocol.
+        raise UserError(str(e) if str(e).startswith('--') else f'--protocol={protocol}: {e}') from None
 
     if needs_mnist:
         from stylegan2_softgan.bench.stacked_mnist import get_classifier
@@ -204,6 +205,10 @@ def _record_command(outdir: str, command: str) -> None:
               help="protocol: the protocol's update rule (simultaneous G and D steps for standard, as PacGAN's "
                    "code; alternating for the others); alternating: G's step, then D's, for all (standard runs "
                    "stored under standard-alternating)")
+@click.option('--adam-beta1', type=click.FloatRange(min=0, max=1, max_open=True), default=None,
+              help="replace β1 of every run's Adam optimisers (for G and D; objectives trained with another "
+                   "optimiser are refused); runs stored under <protocol>-beta1-<value>. 0.2 is the other "
+                   "reading of PacGAN's blocks Adam(beta1=0.8) (standard protocol)")
 @click.option('--vectorise/--no-vectorise', default=True, show_default=True,
               help='train the seeds of one objective stacked in one process (objectives with per-sample terms)')
 @click.option('--partial-dir', type=click.Path(file_okay=False), default=None,

@@ -78,14 +78,17 @@ def resume_command(configs: list[dict], outdir: str, partial_dir: str | None = N
     cfg = configs[0]
     seeds = sorted(int(c['seed']) for c in configs)
     first, count = seeds[0], seeds[-1] - seeds[0] + 1
-    updates = 'alternating' if runner.protocol_label(cfg).endswith('-alternating') else 'protocol'
+    protocol_rule = protocols.protocol_update(cfg['suite'], cfg['protocol'])
+    updates = 'protocol' if runner.update_rule(cfg) == protocol_rule else runner.update_rule(cfg)
+    adam_beta1 = cfg.get('adam_beta1')
     target = json.loads(json.dumps(configs, sort_keys=True))
     for steps, eval_every, gs in itertools.product((None, cfg['steps']), (None, cfg['eval_every']), (True, False)):
         try:
             candidates = protocols.make_run_configs([cfg['dataset']], [cfg['objective']], range(first, first + count),
                                                     cfg['protocol'], steps=steps, eval_every=eval_every,
                                                     data_path=cfg.get('data_path'), gs=gs,
-                                                    optimizers=cfg.get('optimizers', 'preset'), updates=updates)
+                                                    optimizers=cfg.get('optimizers', 'preset'), updates=updates,
+                                                    adam_beta1=adam_beta1)
         except ValueError:
             continue
         todo = [c for c in candidates if runner.existing_result(outdir, c) is None]
@@ -93,7 +96,8 @@ def resume_command(configs: list[dict], outdir: str, partial_dir: str | None = N
             continue
         command = protocols.bench_command([cfg['suite']], cfg['protocol'], [cfg['objective']], count, first,
                                           [cfg['dataset']], outdir, cfg.get('data_path'), steps, eval_every,
-                                          gs=gs, optimizers=cfg.get('optimizers', 'preset'), updates=updates)
+                                          gs=gs, optimizers=cfg.get('optimizers', 'preset'), updates=updates,
+                                          adam_beta1=adam_beta1)
         default_dir = os.path.join(outdir, 'partial')
         if partial_dir is not None and os.path.normpath(partial_dir) != os.path.normpath(default_dir):
             command += ' ' + shlex.quote(f'--partial-dir={partial_dir}')

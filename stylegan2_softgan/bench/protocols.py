@@ -22,7 +22,9 @@ Protocols:
               batch of fakes, and applied together). The benchmark's comparisons are calibrated against
               PacGAN's table only once `ns` reproduces PacGAN's GAN row under this protocol (docs/benchmarks/).
               `--updates=alternating` runs it with the alternating updates of the other protocols (G's step,
-              then D's on the updated G), stored as `standard-alternating`.
+              then D's on the updated G), stored as `standard-alternating`. `--adam-beta1=0.2` runs it with
+              the other reading of blocks' Adam(beta1=0.8) (see the 'standard' entry below), stored as
+              `standard-beta1-0.2`.
     full      the published setups: PacGAN's 2-D networks and budget (G 4×400 ReLU+BN, maxout D 3×200×5,
               Adam 1e-4 β1 0.8, batch 100, 400 epochs of 100k samples = 400k steps), PacGAN's VEEGAN
               stacked-MNIST setup (DCGAN, batch 64, Adam 2e-4 β1 0.5, 50 epochs of 128k samples) and its
@@ -204,10 +206,12 @@ def suite_of(dataset: str) -> str:
 def make_run_config(dataset: str, objective: str, seed: int, protocol: str = 'quick', steps: int | None = None,
                     eval_every: int | None = None, data_path: str | None = None, gs_curve: bool = False,
                     save_samples: bool = False, optimizers: str = 'preset',
-                    updates: str = 'protocol') -> dnnlib.EasyDict:
+                    updates: str = 'protocol', adam_beta1: float | None = None) -> dnnlib.EasyDict:
     """The JSON-able configuration of one run. `steps` / `eval_every` override the protocol's budget and
     curve interval; `optimizers` is 'preset' or 'protocol' (see optimizers_for); `updates` is 'protocol'
-    (the protocol's update rule) or 'alternating' (alternating updates whatever the protocol says)."""
+    (the protocol's update rule) or 'alternating' (alternating updates whatever the protocol says);
+    `adam_beta1` replaces β1 of G's and D's optimisers, which must both be Adam (recorded in the
+    configuration as `adam_beta1` only when given, so other configurations stay as they were)."""
     if protocol not in PROTOCOLS:
         raise ValueError(f'unknown protocol {protocol!r}; expected one of {", ".join(PROTOCOLS)}')
     if updates not in UPDATE_POLICIES:
@@ -247,6 +251,8 @@ def make_run_config(dataset: str, objective: str, seed: int, protocol: str = 'qu
         cfg.G_opt, _ = optimizers_for(objective, setup.get('G_opt', p['opt']), optimizers)
         _, cfg.D_opt = optimizers_for(objective, setup.get('D_opt', p['opt']), optimizers)
         cfg.gs = None
+    if adam_beta1 is not None:
+        _set_adam_beta1(cfg, objective, adam_beta1)
     cfg.G_kwargs = G_kwargs
     cfg.D_kwargs = D_kwargs
     if steps is not None:
@@ -263,21 +269,36 @@ def make_run_config(dataset: str, objective: str, seed: int, protocol: str = 'qu
     return _plain(cfg)
 
 
+def _set_adam_beta1(cfg: dict, objective: str, beta1: float) -> None:
+    """Replace β1 of both optimisers of `cfg` (both must be Adam) and record the override."""
+    beta1 = float(beta1)
+    if not 0.0 <= beta1 < 1.0:
+        raise ValueError(f'--adam-beta1={beta1:g}: expected a number in [0, 1)')
+    for name in ('G_opt', 'D_opt'):
+        opt = cfg[name]
+        if opt.get('class_name') != 'torch.optim.Adam':
+            raise ValueError(f'--adam-beta1: objective {objective!r} trains {name[0]} with '
+                             f'{opt.get("class_name")}, not Adam (leave it out of --objectives)')
+        opt['betas'] = [beta1, float(opt.get('betas', [0.9, 0.999])[1])]
+    cfg['adam_beta1'] = beta1
+
+
 def make_run_configs(datasets, objectives, seeds, protocol: str = 'quick', steps: int | None = None,
                      eval_every: int | None = None, data_path: str | None = None, gs: bool = True,
-                     optimizers: str = 'preset', updates: str = 'protocol') -> list[dnnlib.EasyDict]:
+                     optimizers: str = 'preset', updates: str = 'protocol',
+                     adam_beta1: float | None = None) -> list[dnnlib.EasyDict]:
     """The configurations of one bench command, in the order it trains them: data set, then objective, then
     seed. Seed 0 saves its samples and, on 2-D data with `gs`, records the Geometry Score curve; MNIST's
     path goes only into the configurations of data sets that read it."""
     return [make_run_config(d, obj, seed, protocol, steps=steps, eval_every=eval_every,
                             data_path=data_path if suite_of(d) != '2d' else None,
                             gs_curve=gs and seed == 0 and suite_of(d) == '2d', save_samples=(seed == 0),
-                            optimizers=optimizers, updates=updates)
+                            optimizers=optimizers, updates=updates, adam_beta1=adam_beta1)
             for d in datasets for obj in objectives for seed in seeds]
 
 
 def bench_command(suite, protocol, objectives, seeds, first_seed, datasets, outdir, data, steps, eval_every,
-                  threads=1, gs=True, optimizers='preset', updates='protocol') -> str:
+                  threads=1, gs=True, optimizers='preset', updates='protocol', adam_beta1=None) -> str:
     """The bench command line with these options, every option that shapes the runs spelled out (the
     form commands.txt records)."""
     args = [f'--suite={",".join(suite)}', f'--protocol={protocol}', f'--objectives={",".join(objectives)}',
@@ -300,6 +321,8 @@ def bench_command(suite, protocol, objectives, seeds, first_seed, datasets, outd
         args.append(f'--optimizers={optimizers}')
     if updates != 'protocol':
         args.append(f'--updates={updates}')
+    if adam_beta1 is not None:
+        args.append(f'--adam-beta1={float(adam_beta1):g}')
     args.append(f'--outdir={outdir}')
     return 'python -m stylegan2_softgan.bench ' + shlex.join(args)
 

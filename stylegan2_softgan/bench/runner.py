@@ -406,11 +406,12 @@ def format_point(point: dict) -> str:
 
 
 def protocol_label(cfg) -> str:
-    """The protocol's name, marked when every objective was given the protocol's optimiser and when the
-    updates are not the ones the protocol prescribes."""
+    """The protocol's name, marked when every objective was given the protocol's optimiser, when the
+    updates are not the ones the protocol prescribes, and when Adam's β1 was overridden."""
     label = cfg['protocol'] + ('' if cfg.get('optimizers', 'preset') == 'preset' else '-sameopt')
     update = update_rule(cfg)
-    return label + ('' if update == protocols.protocol_update(cfg['suite'], cfg['protocol']) else f'-{update}')
+    label += '' if update == protocols.protocol_update(cfg['suite'], cfg['protocol']) else f'-{update}'
+    return label + ('' if cfg.get('adam_beta1') is None else f'-beta1-{float(cfg["adam_beta1"]):g}')
 
 
 def update_rule(cfg) -> str:
