@@ -130,6 +130,31 @@ def generate(G: torch.nn.Module, n: int, generator: torch.Generator, batch: int 
     return torch.cat(out)
 
 
+@torch.no_grad()
+def refreshed_batchnorm(G: torch.nn.Module, batches: int, batch: int, generator: torch.Generator,
+                        momentum: float | None = None) -> torch.nn.Module:
+    """A copy of G whose BatchNorm population statistics have been moved `batches` times towards the
+    statistics of G's own batches of `batch` latents at its current parameters (training-mode passes
+    without gradients; `momentum` overrides each layer's own). PacGAN's 2-D code does this before every
+    evaluation (its per-epoch "train" monitor: 50 batches of 100 with momentum 0.05); G itself is left
+    unchanged, parameters and statistics."""
+    if batches < 1 or batch < 2:
+        raise ValueError(f'refreshed_batchnorm: need batches >= 1 and batch >= 2, got {batches} and {batch}')
+    H = copy.deepcopy(G)
+    norms = [m for m in H.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        raise ValueError('refreshed_batchnorm: the generator has no BatchNorm layer')
+    for m in norms:
+        if momentum is not None:
+            m.momentum = float(momentum)
+    H.train()
+    for _ in range(int(batches)):
+        z = torch.randn([int(batch), H.z_dim], generator=generator)
+        H(z, torch.zeros([int(batch), H.c_dim]))
+    H.eval()
+    return H
+
+
 # ----------------------------------------------------------------------------
 # Evaluation per suite.
 
