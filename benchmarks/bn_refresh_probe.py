@@ -7,6 +7,8 @@ statistics left by training. This script takes checkpoints of unfinished standar
 (`OUTDIR/partial/<protocol>/<dataset>/*.pt`, see `python -m stylegan2_softgan.bench --progress`), and
 scores each seed's G both ways on the same 2,500 latents, for several draws of latents, printing modes
 captured, high-quality fraction and reverse KL side by side with the mean difference (refreshed − running).
+The refresh follows torch's BatchNorm, which averages the batch variance; Blocks averages the batch
+standard deviation, a second-order difference that this script does not reproduce.
 
 Examples:
   python benchmarks/bn_refresh_probe.py docs/benchmarks/partial/standard/grid25/*.pt
@@ -63,7 +65,8 @@ def probe(path: str, draws: int, batches: int, batch: int, momentum: float | Non
 
 
 @click.command(cls=OneLineErrors, context_settings=dict(help_option_names=['-h', '--help']))
-@click.option('--draws', type=click.IntRange(min=1), default=3, show_default=True, help='Draws of 2,500 latents per seed')
+@click.option('--draws', type=click.IntRange(min=1), default=3, show_default=True,
+              help='Draws of 2,500 latents per seed')
 @click.option('--batches', type=click.IntRange(min=1), default=50, show_default=True, help='Refresh passes through G')
 @click.option('--batch', type=click.IntRange(min=2), default=100, show_default=True, help='Latents per refresh pass')
 @click.option('--momentum', type=click.FloatRange(min=0, max=1, min_open=True), default=0.05, show_default=True,
