@@ -144,8 +144,8 @@ def refreshed_batchnorm(G: torch.nn.Module, batches: int, batch: int, generator:
     norms = [m for m in H.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     if not norms:
         raise ValueError('refreshed_batchnorm: the generator has no BatchNorm layer')
-    for m in norms:
-        if momentum is not None:
+    if momentum is not None:
+        for m in norms:
             m.momentum = float(momentum)
     H.train()
     for _ in range(int(batches)):
