@@ -82,7 +82,7 @@ def test_seeds_missing_between_those_of_a_run_must_be_stored_for_a_command_to_co
                        f'--first-seed=3 --datasets=ring8 --outdir={out} --partial-dir={tmp_path / "elsewhere"}')
 
 
-def test_resume_command_keeps_the_update_rule_and_the_adam_beta1_override(tmp_path):
+def test_resume_command_keeps_the_update_rule_the_adam_beta1_and_the_eval_bn_overrides(tmp_path):
     out = tmp_path / 'bench'
     cfgs = protocols.make_run_configs(['grid25'], ['ns'], [2], 'standard', updates='alternating', adam_beta1=0.2)
     command = progress.resume_command(cfgs, str(out))
@@ -91,6 +91,10 @@ def test_resume_command_keeps_the_update_rule_and_the_adam_beta1_override(tmp_pa
     simultaneous = protocols.make_run_configs(['grid25'], ['ns'], [2], 'standard', adam_beta1=0.2)
     assert progress.resume_command(simultaneous, str(out)).endswith(f'--adam-beta1=0.2 --outdir={out}')
     assert '--updates' not in progress.resume_command(simultaneous, str(out))
+    # Runs scored with training's BatchNorm statistics (stored as standard-runningbn) keep --eval-bn=running.
+    running = protocols.make_run_configs(['grid25'], ['ns'], [2], 'standard', eval_bn='running')
+    assert progress.resume_command(running, str(out)).endswith(f'--datasets=grid25 --eval-bn=running --outdir={out}')
+    assert '--eval-bn' not in progress.resume_command(simultaneous, str(out))
 
 
 def test_adam_beta1_runs_are_stored_under_their_own_label_and_refused_for_other_optimisers(tmp_path, capsys):

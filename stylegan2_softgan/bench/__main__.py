@@ -19,7 +19,7 @@ from dnnlib.cli import CommaSeparatedList, OneLineErrors, UserError
 
 
 def _main(suite, protocol, objectives, seeds, first_seed, datasets, outdir, data, steps, eval_every, threads, gs,
-          optimizers, updates, adam_beta1, force, report_only, progress, detector_dir, cache_dir, vectorise,
+          optimizers, updates, adam_beta1, eval_bn, force, report_only, progress, detector_dir, cache_dir, vectorise,
           partial_dir, checkpoint_every, stop_after):
     import torch
 
@@ -28,7 +28,8 @@ def _main(suite, protocol, objectives, seeds, first_seed, datasets, outdir, data
     from training.loss import list_losses
 
     command = protocols.bench_command(suite, protocol, objectives, seeds, first_seed, datasets, outdir, data, steps,
-                                      eval_every, threads, gs, optimizers, updates, adam_beta1)
+                                      eval_every, threads, gs, optimizers, updates, adam_beta1,
+                                      eval_bn)
     if progress:
         from stylegan2_softgan.bench.progress import progress_lines
         if not os.path.isdir(outdir):
@@ -75,7 +76,8 @@ def _main(suite, protocol, objectives, seeds, first_seed, datasets, outdir, data
     try:
         configs = protocols.make_run_configs(all_datasets, objectives, range(first_seed, first_seed + seeds), protocol,
                                              steps=steps, eval_every=eval_every, data_path=data, gs=gs,
-                                             optimizers=optimizers, updates=updates, adam_beta1=adam_beta1)
+                                             optimizers=optimizers, updates=updates, adam_beta1=adam_beta1,
+                                             eval_bn=eval_bn)
     except ValueError as e:
         # Messages about another option name it themselves; the rest are about the protocol.
         raise UserError(str(e) if str(e).startswith('--') else f'--protocol={protocol}: {e}') from None
@@ -209,6 +211,11 @@ def _record_command(outdir: str, command: str) -> None:
               help="replace β1 of every run's Adam optimisers (for G and D; objectives trained with another "
                    "optimiser are refused); runs stored under <protocol>-beta1-<value>. 0.2 is the other "
                    "reading of PacGAN's blocks Adam(beta1=0.8) (standard protocol)")
+@click.option('--eval-bn', type=click.Choice(['protocol', 'running']), default='protocol', show_default=True,
+              help="protocol: G's BatchNorm statistics as the protocol scores them (standard: refreshed at G's "
+                   "current parameters before every evaluation, as PacGAN's code; the others: training's "
+                   "running statistics); running: training's running statistics for all (standard runs stored "
+                   "under standard-runningbn)")
 @click.option('--vectorise/--no-vectorise', default=True, show_default=True,
               help='train the seeds of one objective stacked in one process (objectives with per-sample terms)')
 @click.option('--partial-dir', type=click.Path(file_okay=False), default=None,

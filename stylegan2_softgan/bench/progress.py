@@ -81,6 +81,8 @@ def resume_command(configs: list[dict], outdir: str, partial_dir: str | None = N
     protocol_rule = protocols.protocol_update(cfg['suite'], cfg['protocol'])
     updates = 'protocol' if runner.update_rule(cfg) == protocol_rule else runner.update_rule(cfg)
     adam_beta1 = cfg.get('adam_beta1')
+    refreshes = bool(protocols.protocol_eval_bn_refresh(cfg['suite'], cfg['protocol']))
+    eval_bn = 'running' if refreshes and not cfg.get('eval_bn_refresh') else 'protocol'
     target = json.loads(json.dumps(configs, sort_keys=True))
     for steps, eval_every, gs in itertools.product((None, cfg['steps']), (None, cfg['eval_every']), (True, False)):
         try:
@@ -88,7 +90,7 @@ def resume_command(configs: list[dict], outdir: str, partial_dir: str | None = N
                                                     cfg['protocol'], steps=steps, eval_every=eval_every,
                                                     data_path=cfg.get('data_path'), gs=gs,
                                                     optimizers=cfg.get('optimizers', 'preset'), updates=updates,
-                                                    adam_beta1=adam_beta1)
+                                                    adam_beta1=adam_beta1, eval_bn=eval_bn)
         except ValueError:
             continue
         todo = [c for c in candidates if runner.existing_result(outdir, c) is None]
@@ -97,7 +99,7 @@ def resume_command(configs: list[dict], outdir: str, partial_dir: str | None = N
         command = protocols.bench_command([cfg['suite']], cfg['protocol'], [cfg['objective']], count, first,
                                           [cfg['dataset']], outdir, cfg.get('data_path'), steps, eval_every,
                                           gs=gs, optimizers=cfg.get('optimizers', 'preset'), updates=updates,
-                                          adam_beta1=adam_beta1)
+                                          adam_beta1=adam_beta1, eval_bn=eval_bn)
         default_dir = os.path.join(outdir, 'partial')
         if partial_dir is not None and os.path.normpath(partial_dir) != os.path.normpath(default_dir):
             command += ' ' + shlex.quote(f'--partial-dir={partial_dir}')

@@ -24,7 +24,11 @@ Protocols:
               `--updates=alternating` runs it with the alternating updates of the other protocols (G's step,
               then D's on the updated G), stored as `standard-alternating`. `--adam-beta1=0.2` runs it with
               the other reading of blocks' Adam(beta1=0.8) (see the 'standard' entry below), stored as
-              `standard-beta1-0.2`.
+              `standard-beta1-0.2`. Scores follow PacGAN's evaluation too: before every curve point and the
+              final score, G's BatchNorm population statistics are refreshed at its current parameters (its
+              per-epoch monitor: 50 training-mode passes of 100 latents, momentum 0.05; recorded in the
+              configuration as `eval_bn_refresh`). `--eval-bn=running` scores with training's running
+              statistics instead, as the runs made before 2026-12-07 did, stored as `standard-runningbn`.
     full      the published setups: PacGAN's 2-D networks and budget (G 4×400 ReLU+BN, maxout D 3×200×5,
               Adam 1e-4 β1 0.8, batch 100, 400 epochs of 100k samples = 400k steps), PacGAN's VEEGAN
               stacked-MNIST setup (DCGAN, batch 64, Adam 2e-4 β1 0.5, 50 epochs of 128k samples) and its
@@ -90,8 +94,23 @@ _2D = {
     'standard': dict(steps=400_000, batch=100, eval_every=5000, num_eval=2500, num_curve=2500, train_size=100_000,
                      G=dict(hidden_features=400, num_layers=4), D=dict(hidden_features=200, num_layers=3,
                                                                        activation='maxout', maxout_pieces=5),
-                     opt=_ADAM_PACGAN_2D, init=dict(weight_std=0.02, bn_momentum=0.05), update='simultaneous'),
+                     opt=_ADAM_PACGAN_2D, init=dict(weight_std=0.02, bn_momentum=0.05), update='simultaneous',
+                     eval_bn_refresh=dict(batches=50, batch=100, momentum=0.05)),
 }
+
+# How G's BatchNorm population statistics are set for evaluation: 'protocol' (what the protocol prescribes:
+# for 'standard' PacGAN's refresh, 50 training-mode passes of 100 latents with momentum 0.05 at G's current
+# parameters before every curve point and the final score; for the others the running statistics of
+# training) or 'running' (training's running statistics whatever the protocol says). A configuration records
+# `eval_bn_refresh` only when the statistics are refreshed, so the others, and their stored runs, stay as
+# they were.
+EVAL_BN_POLICIES = ('protocol', 'running')
+
+
+def protocol_eval_bn_refresh(suite: str, protocol: str) -> dict | None:
+    """The BatchNorm refresh a protocol prescribes before evaluation (None: training's statistics)."""
+    table = _2D if suite == '2d' else {}
+    return copy.deepcopy(table.get(protocol, {}).get('eval_bn_refresh'))
 
 # How G and D are updated (training.phases.StepRunner): 'alternating' (the image trainer's loop, every
 # protocol but 'standard') or 'simultaneous'. A configuration records `update_rule` only when it is
@@ -206,16 +225,20 @@ def suite_of(dataset: str) -> str:
 def make_run_config(dataset: str, objective: str, seed: int, protocol: str = 'quick', steps: int | None = None,
                     eval_every: int | None = None, data_path: str | None = None, gs_curve: bool = False,
                     save_samples: bool = False, optimizers: str = 'preset',
-                    updates: str = 'protocol', adam_beta1: float | None = None) -> dnnlib.EasyDict:
+                    updates: str = 'protocol', adam_beta1: float | None = None,
+                    eval_bn: str = 'protocol') -> dnnlib.EasyDict:
     """The JSON-able configuration of one run. `steps` / `eval_every` override the protocol's budget and
     curve interval; `optimizers` is 'preset' or 'protocol' (see optimizers_for); `updates` is 'protocol'
     (the protocol's update rule) or 'alternating' (alternating updates whatever the protocol says);
     `adam_beta1` replaces β1 of G's and D's optimisers, which must both be Adam (recorded in the
-    configuration as `adam_beta1` only when given, so other configurations stay as they were)."""
+    configuration as `adam_beta1` only when given, so other configurations stay as they were); `eval_bn`
+    is 'protocol' or 'running' (see EVAL_BN_POLICIES)."""
     if protocol not in PROTOCOLS:
         raise ValueError(f'unknown protocol {protocol!r}; expected one of {", ".join(PROTOCOLS)}')
     if updates not in UPDATE_POLICIES:
         raise ValueError(f'unknown update policy {updates!r}; expected one of {", ".join(UPDATE_POLICIES)}')
+    if eval_bn not in EVAL_BN_POLICIES:
+        raise ValueError(f'--eval-bn={eval_bn}: expected one of {", ".join(EVAL_BN_POLICIES)}')
     suite = suite_of(dataset)
     cfg = dnnlib.EasyDict(suite=suite, dataset=dataset, objective=objective, seed=int(seed), protocol=protocol)
     cfg.loss_kwargs = loss_kwargs_for(objective)
@@ -266,6 +289,9 @@ def make_run_config(dataset: str, objective: str, seed: int, protocol: str = 'qu
     cfg.optimizers = optimizers
     if updates == 'protocol' and protocol_update(suite, protocol) == 'simultaneous':
         cfg['update_rule'] = 'simultaneous'
+    refresh = protocol_eval_bn_refresh(suite, protocol)
+    if eval_bn == 'protocol' and refresh is not None:
+        cfg['eval_bn_refresh'] = refresh
     return _plain(cfg)
 
 
@@ -286,19 +312,20 @@ def _set_adam_beta1(cfg: dict, objective: str, beta1: float) -> None:
 def make_run_configs(datasets, objectives, seeds, protocol: str = 'quick', steps: int | None = None,
                      eval_every: int | None = None, data_path: str | None = None, gs: bool = True,
                      optimizers: str = 'preset', updates: str = 'protocol',
-                     adam_beta1: float | None = None) -> list[dnnlib.EasyDict]:
+                     adam_beta1: float | None = None, eval_bn: str = 'protocol') -> list[dnnlib.EasyDict]:
     """The configurations of one bench command, in the order it trains them: data set, then objective, then
     seed. Seed 0 saves its samples and, on 2-D data with `gs`, records the Geometry Score curve; MNIST's
     path goes only into the configurations of data sets that read it."""
     return [make_run_config(d, obj, seed, protocol, steps=steps, eval_every=eval_every,
                             data_path=data_path if suite_of(d) != '2d' else None,
                             gs_curve=gs and seed == 0 and suite_of(d) == '2d', save_samples=(seed == 0),
-                            optimizers=optimizers, updates=updates, adam_beta1=adam_beta1)
+                            optimizers=optimizers, updates=updates, adam_beta1=adam_beta1, eval_bn=eval_bn)
             for d in datasets for obj in objectives for seed in seeds]
 
 
 def bench_command(suite, protocol, objectives, seeds, first_seed, datasets, outdir, data, steps, eval_every,
-                  threads=1, gs=True, optimizers='preset', updates='protocol', adam_beta1=None) -> str:
+                  threads=1, gs=True, optimizers='preset', updates='protocol', adam_beta1=None,
+                  eval_bn='protocol') -> str:
     """The bench command line with these options, every option that shapes the runs spelled out (the
     form commands.txt records)."""
     args = [f'--suite={",".join(suite)}', f'--protocol={protocol}', f'--objectives={",".join(objectives)}',
@@ -323,6 +350,8 @@ def bench_command(suite, protocol, objectives, seeds, first_seed, datasets, outd
         args.append(f'--updates={updates}')
     if adam_beta1 is not None:
         args.append(f'--adam-beta1={float(adam_beta1):g}')
+    if eval_bn != 'protocol':
+        args.append(f'--eval-bn={eval_bn}')
     args.append(f'--outdir={outdir}')
     return 'python -m stylegan2_softgan.bench ' + shlex.join(args)
 

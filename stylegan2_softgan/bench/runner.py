@@ -49,7 +49,7 @@ def _generator(seed: int, stream: int) -> torch.Generator:
     return torch.Generator().manual_seed(sub)
 
 
-STREAM_LATENT, STREAM_REAL, STREAM_FLOOR, STREAM_EVAL, STREAM_TRUE = range(5)
+STREAM_LATENT, STREAM_REAL, STREAM_FLOOR, STREAM_EVAL, STREAM_TRUE, STREAM_BN_REFRESH = range(6)
 
 
 def seed_everything(seed: int) -> None:
@@ -328,12 +328,23 @@ class SeedRun:
         gen_z = torch.randn([num_phases, self.batch, self.G.z_dim], generator=self.latent_gen).to(device)
         return real, gen_z
 
+    def evaluation_copy(self, G: torch.nn.Module, step: int | None) -> torch.nn.Module:
+        """G as it is scored: G itself, or with the configuration's `eval_bn_refresh` a copy whose BatchNorm
+        statistics were refreshed from latents of the run's own refresh stream (one per curve point, another
+        for the final score), so the training streams and G are untouched."""
+        refresh = self.cfg.get('eval_bn_refresh')
+        if not refresh:
+            return G
+        stream = STREAM_BN_REFRESH if step is None else STREAM_BN_REFRESH * 1_000_003 + step
+        return refreshed_batchnorm(G, int(refresh['batches']), int(refresh['batch']),
+                                   _generator(self.cfg.seed, stream), refresh.get('momentum'))
+
     def evaluate(self, G: torch.nn.Module, step: int, beta: float | None, say) -> None:
         """One curve point of generator G after `step` generator steps."""
         cfg = self.cfg
         t0 = time.time()
         gen = _generator(cfg.seed, STREAM_EVAL * 1_000_003 + step)
-        samples = generate(G, int(cfg.num_curve), gen)
+        samples = generate(self.evaluation_copy(G, step), int(cfg.num_curve), gen)
         real_batch = self.stream.source.sample(self.batch, gen) if cfg.suite != '2d' else \
             torch.from_numpy(self.train_points[torch.randint(len(self.train_points), [self.batch],
                                                              generator=gen).numpy()])
@@ -348,7 +359,7 @@ class SeedRun:
         """Final scores of generator G and the JSON-able result."""
         cfg = self.cfg
         t0 = time.time()
-        samples = generate(G, int(cfg.num_eval), _generator(cfg.seed, STREAM_EVAL))
+        samples = generate(self.evaluation_copy(G, None), int(cfg.num_eval), _generator(cfg.seed, STREAM_EVAL))
         final = self.evaluator.final(samples.numpy() if cfg.suite == '2d' else samples)
         if cfg.suite != '2d' and int(cfg.channels) == 1:
             final['first_step_all_digits'] = scoring.first_iteration_all_present(self.curve)
@@ -432,10 +443,13 @@ def format_point(point: dict) -> str:
 
 def protocol_label(cfg) -> str:
     """The protocol's name, marked when every objective was given the protocol's optimiser, when the
-    updates are not the ones the protocol prescribes, and when Adam's β1 was overridden."""
+    updates are not the ones the protocol prescribes, when G was scored with training's BatchNorm
+    statistics where the protocol refreshes them, and when Adam's β1 was overridden."""
     label = cfg['protocol'] + ('' if cfg.get('optimizers', 'preset') == 'preset' else '-sameopt')
     update = update_rule(cfg)
     label += '' if update == protocols.protocol_update(cfg['suite'], cfg['protocol']) else f'-{update}'
+    if protocols.protocol_eval_bn_refresh(cfg['suite'], cfg['protocol']) and not cfg.get('eval_bn_refresh'):
+        label += '-runningbn'
     return label + ('' if cfg.get('adam_beta1') is None else f'-beta1-{float(cfg["adam_beta1"]):g}')
 
 
