@@ -28,8 +28,7 @@ def _main(suite, protocol, objectives, seeds, first_seed, datasets, outdir, data
     from training.loss import list_losses
 
     command = protocols.bench_command(suite, protocol, objectives, seeds, first_seed, datasets, outdir, data, steps,
-                                      eval_every, threads, gs, optimizers, updates, adam_beta1,
-                                      eval_bn)
+                                      eval_every, threads, gs, optimizers, updates, adam_beta1, eval_bn)
     if progress:
         from stylegan2_softgan.bench.progress import progress_lines
         if not os.path.isdir(outdir):

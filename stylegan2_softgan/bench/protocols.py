@@ -112,6 +112,7 @@ def protocol_eval_bn_refresh(suite: str, protocol: str) -> dict | None:
     table = _2D if suite == '2d' else {}
     return copy.deepcopy(table.get(protocol, {}).get('eval_bn_refresh'))
 
+
 # How G and D are updated (training.phases.StepRunner): 'alternating' (the image trainer's loop, every
 # protocol but 'standard') or 'simultaneous'. A configuration records `update_rule` only when it is
 # 'simultaneous', so the configurations, and the stored runs, of alternating protocols stay as they were.
