@@ -29,9 +29,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from dnnlib.cli import OneLineErrors, UserError  # noqa: E402
-from stylegan2_softgan.bench import runner, vectorised  # noqa: E402
+from stylegan2_softgan.bench import protocols, runner, vectorised  # noqa: E402
 
 SCORES = ('modes_captured', 'hq_fraction', 'reverse_kl')
+# The option defaults are the standard protocol's own refresh, so the probe measures what the bench does.
+PROTOCOL_REFRESH = protocols.protocol_eval_bn_refresh('2d', 'standard')
 
 
 def _num(value) -> str:
@@ -67,9 +69,12 @@ def probe(path: str, draws: int, batches: int, batch: int, momentum: float | Non
 @click.command(cls=OneLineErrors, context_settings=dict(help_option_names=['-h', '--help']))
 @click.option('--draws', type=click.IntRange(min=1), default=3, show_default=True,
               help='Draws of 2,500 latents per seed')
-@click.option('--batches', type=click.IntRange(min=1), default=50, show_default=True, help='Refresh passes through G')
-@click.option('--batch', type=click.IntRange(min=2), default=100, show_default=True, help='Latents per refresh pass')
-@click.option('--momentum', type=click.FloatRange(min=0, max=1, min_open=True), default=0.05, show_default=True,
+@click.option('--batches', type=click.IntRange(min=1), default=PROTOCOL_REFRESH['batches'], show_default=True,
+              help='Refresh passes through G')
+@click.option('--batch', type=click.IntRange(min=2), default=PROTOCOL_REFRESH['batch'], show_default=True,
+              help='Latents per refresh pass')
+@click.option('--momentum', type=click.FloatRange(min=0, max=1, min_open=True),
+              default=PROTOCOL_REFRESH['momentum'], show_default=True,
               help="BatchNorm momentum of the refresh (torch's convention)")
 @click.argument('checkpoints', nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 def main(draws, batches, batch, momentum, checkpoints):
