@@ -312,6 +312,35 @@ def test_command_end_to_end(tmp_path, capsys):
     assert '2 already stored' in capsys.readouterr().out
 
 
+
+def test_report_counts_the_stored_runs_of_each_command(tmp_path):
+    """results.md says of every recorded command how many of its runs are stored with the configuration the
+    present code gives its options: a run that is missing (unfinished) or was trained under other options
+    is not counted, and a line the options no longer accept is named as such."""
+    from stylegan2_softgan.bench.__main__ import main
+    out = tmp_path / 'bench'
+    base = ['--suite=2d', '--datasets=ring8', '--objectives=stylegan2', '--steps=4', '--eval-every=2', '--no-gs',
+            f'--outdir={out}']
+    assert main.main(base + ['--seeds=2'], standalone_mode=False) in (None, 0)
+    two = f'python -m stylegan2_softgan.bench --suite=2d --protocol=quick --objectives=stylegan2 --seeds=2 ' \
+          f'--datasets=ring8 --steps=4 --eval-every=2 --no-gs --outdir={out}'
+    assert (out / 'commands.txt').read_text().splitlines() == [two]
+    assert f'    {two}  # all 2 runs stored' in (out / 'results.md').read_text().splitlines()
+
+    # Another seed count, a command that would train other runs (6 steps), and one no longer accepted.
+    three = two.replace('--seeds=2', '--seeds=3')
+    six = two.replace('--steps=4', '--steps=6')
+    with open(out / 'commands.txt', 'a', encoding='utf-8') as f:
+        f.write(f'{three}\n{six}\npython -m stylegan2_softgan.bench --suite=2d --no-such-option --outdir={out}\n')
+    (out / 'runs' / 'quick' / 'ring8' / 'stylegan2-seed1.json').unlink()
+    assert main.main(['--report-only', f'--outdir={out}'], standalone_mode=False) in (None, 0)
+    lines = (out / 'results.md').read_text().splitlines()
+    assert f'    {two}  # 1 of 2 runs stored' in lines
+    assert f'    {three}  # 1 of 3 runs stored' in lines
+    assert f'    {six}  # 0 of 2 runs stored' in lines
+    assert f'    python -m stylegan2_softgan.bench --suite=2d --no-such-option --outdir={out}  ' \
+           f'# options no longer accepted' in lines
+
 @pytest.mark.parametrize('args, message', [
     (['--objectives=nope'], "--objectives: unknown objective 'nope'"),
     (['--suite=3d'], "--suite: unknown suite '3d'"),

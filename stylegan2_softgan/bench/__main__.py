@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import time
 
 import click
@@ -25,7 +26,6 @@ def _main(suite, protocol, objectives, seeds, first_seed, datasets, outdir, data
 
     import stylegan2_softgan  # noqa: F401  (registers the objectives)
     from stylegan2_softgan.bench import protocols, report, runner, vectorised
-    from training.loss import list_losses
 
     command = protocols.bench_command(suite, protocol, objectives, seeds, first_seed, datasets, outdir, data, steps,
                                       eval_every, threads, gs, optimizers, updates, adam_beta1, eval_bn)
@@ -40,46 +40,16 @@ def _main(suite, protocol, objectives, seeds, first_seed, datasets, outdir, data
     if report_only:
         if not os.path.isdir(os.path.join(outdir, 'runs')):
             raise UserError(f'--outdir={outdir}: holds no runs/ folder to report on')
-        path = report.write_report(outdir, protocol=None, commands=_read_commands(outdir))
+        path = report.write_report(outdir, protocol=None, commands=_stored_commands(outdir))
         print(f'wrote {path}')
         return
 
-    suites = list(protocols.SUITES) if 'all' in suite else suite
-    for s in suites:
-        if s not in protocols.SUITES:
-            raise UserError(f'--suite: unknown suite {s!r}; expected all or one of {", ".join(protocols.SUITES)}')
-    valid = list_losses()
-    for obj in objectives:
-        if obj not in valid:
-            raise UserError(f'--objectives: unknown objective {obj!r}; registered: {", ".join(valid)}')
-    if not objectives:
-        raise UserError('--objectives: give at least one objective')
-    all_datasets = [d for s in suites for d in protocols.SUITES[s]]
-    if datasets:
-        for d in datasets:
-            if d not in all_datasets:
-                raise UserError(f'--datasets: {d!r} is not in the chosen suites; expected some of {", ".join(all_datasets)}')
-        all_datasets = [d for d in all_datasets if d in datasets]
-    needs_mnist = any(protocols.suite_of(d) != '2d' for d in all_datasets)
+    configs, needs_mnist = _configs(suite, protocol, objectives, seeds, first_seed, datasets, data, steps,
+                                    eval_every, gs, optimizers, updates, adam_beta1, eval_bn)
     classifier = None
-    if needs_mnist:
-        if data is None:
-            raise UserError('--data: the stacked and digits suites need MNIST as mnist.npz '
-                            '(x_train, y_train, x_test, y_test), e.g. --data=../shared/data/mnist.npz')
-        if not os.path.isfile(data):
-            raise UserError(f'--data={data}: file not found (expected mnist.npz)')
-        # Kept as given (relative to where the command runs): the stored configurations, which decide
-        # whether a run can be reused, then hold no path of this machine.
-
+    if needs_mnist and not os.path.isfile(data):
+        raise UserError(f'--data={data}: file not found (expected mnist.npz)')
     torch.set_num_threads(threads)
-    try:
-        configs = protocols.make_run_configs(all_datasets, objectives, range(first_seed, first_seed + seeds), protocol,
-                                             steps=steps, eval_every=eval_every, data_path=data, gs=gs,
-                                             optimizers=optimizers, updates=updates, adam_beta1=adam_beta1,
-                                             eval_bn=eval_bn)
-    except ValueError as e:
-        # Messages about another option name it themselves; the rest are about the protocol.
-        raise UserError(str(e) if str(e).startswith('--') else f'--protocol={protocol}: {e}') from None
 
     if needs_mnist:
         from stylegan2_softgan.bench.stacked_mnist import get_classifier
@@ -139,8 +109,49 @@ def _main(suite, protocol, objectives, seeds, first_seed, datasets, outdir, data
         eta = elapsed / done_runs * (len(todo) - done_runs)
         print(f'{tag}: {results[0]["timing"]["train_s"]:.0f} s of training (elapsed {dnnlib.util.format_time(elapsed)}, '
               f'about {dnnlib.util.format_time(eta)} left)', flush=True)
-    path = report.write_report(outdir, protocol=None, commands=_read_commands(outdir))
+    path = report.write_report(outdir, protocol=None, commands=_stored_commands(outdir))
     print(f'wrote {path}', flush=True)
+
+
+def _configs(suite, protocol, objectives, seeds, first_seed, datasets, data, steps, eval_every, gs, optimizers,
+             updates, adam_beta1, eval_bn) -> tuple[list, bool]:
+    """The run configurations of one bench command's options, in training order, and whether they read MNIST;
+    bad options raise UserError naming the option. Touches no file, so recorded commands can be re-read."""
+    import stylegan2_softgan  # noqa: F401  (registers the objectives)
+    from stylegan2_softgan.bench import protocols
+    from training.loss import list_losses
+
+    suites = list(protocols.SUITES) if 'all' in suite else suite
+    for s in suites:
+        if s not in protocols.SUITES:
+            raise UserError(f'--suite: unknown suite {s!r}; expected all or one of {", ".join(protocols.SUITES)}')
+    valid = list_losses()
+    for obj in objectives:
+        if obj not in valid:
+            raise UserError(f'--objectives: unknown objective {obj!r}; registered: {", ".join(valid)}')
+    if not objectives:
+        raise UserError('--objectives: give at least one objective')
+    all_datasets = [d for s in suites for d in protocols.SUITES[s]]
+    if datasets:
+        for d in datasets:
+            if d not in all_datasets:
+                raise UserError(f'--datasets: {d!r} is not in the chosen suites; expected some of {", ".join(all_datasets)}')
+        all_datasets = [d for d in all_datasets if d in datasets]
+    needs_mnist = any(protocols.suite_of(d) != '2d' for d in all_datasets)
+    if needs_mnist and data is None:
+        raise UserError('--data: the stacked and digits suites need MNIST as mnist.npz '
+                        '(x_train, y_train, x_test, y_test), e.g. --data=../shared/data/mnist.npz')
+    # The MNIST path is kept as given (relative to where the command runs): the stored configurations, which
+    # decide whether a run can be reused, then hold no path of this machine.
+    try:
+        configs = protocols.make_run_configs(all_datasets, objectives, range(first_seed, first_seed + seeds), protocol,
+                                             steps=steps, eval_every=eval_every, data_path=data, gs=gs,
+                                             optimizers=optimizers, updates=updates, adam_beta1=adam_beta1,
+                                             eval_bn=eval_bn)
+    except ValueError as e:
+        # Messages about another option name it themselves; the rest are about the protocol.
+        raise UserError(str(e) if str(e).startswith('--') else f'--protocol={protocol}: {e}') from None
+    return configs, needs_mnist
 
 
 def _groups(todo, vectorise: bool, stackable) -> list[list]:
@@ -168,6 +179,34 @@ def _read_commands(outdir: str) -> list[str]:
         return []
     with open(path, encoding='utf-8') as f:
         return [line.rstrip('\n') for line in f if line.strip()]
+
+
+def _stored_commands(outdir: str) -> list[tuple[str, int | None, int]]:
+    """The commands recorded in outdir's commands.txt, each with how many of its runs are stored there with
+    exactly the configuration this code gives its options: (command, stored, runs). A command recorded when
+    it started may not have finished, and a command recorded before a protocol changed may now describe other
+    runs; stored is None for one this code no longer accepts."""
+    from stylegan2_softgan.bench import runner
+    prefix = 'python -m stylegan2_softgan.bench '
+    rows = []
+    for command in _read_commands(outdir):
+        stored, runs = None, 0
+        if command.startswith(prefix):
+            try:
+                params = main.make_context('bench', shlex.split(command[len(prefix):])).params
+                configs, _ = _configs(*(params[k] for k in _CONFIG_OPTIONS))
+            except (click.ClickException, ValueError):
+                configs = None
+            if configs is not None:
+                runs = len(configs)
+                stored = sum(runner.existing_result(outdir, cfg) is not None for cfg in configs)
+        rows.append((command, stored, runs))
+    return rows
+
+
+# The options _configs takes, in its order.
+_CONFIG_OPTIONS = ('suite', 'protocol', 'objectives', 'seeds', 'first_seed', 'datasets', 'data', 'steps',
+                   'eval_every', 'gs', 'optimizers', 'updates', 'adam_beta1', 'eval_bn')
 
 
 def _record_command(outdir: str, command: str) -> None:

@@ -458,9 +458,17 @@ def _reference(outdir: str, label: str, dataset: str) -> dict | None:
         return json.load(f)
 
 
-def write_report(outdir: str, protocol: str | None = None, commands: list[str] | None = None,
+def _stored_text(stored: int | None, runs: int) -> str:
+    if stored is None:
+        return 'options no longer accepted'
+    return f'all {runs} runs stored' if stored == runs else f'{stored} of {runs} runs stored'
+
+
+def write_report(outdir: str, protocol: str | None = None, commands: list[tuple[str, int | None, int]] | None = None,
                  figures: bool = True, log=print) -> str:
-    """Write results.md (and the figures) for the runs stored under outdir; returns the Markdown path."""
+    """Write results.md (and the figures) for the runs stored under outdir; returns the Markdown path.
+    commands: the recorded bench commands as (command, runs of it stored, its runs), stored None for a
+    command the present options no longer accept."""
     results = load_results(outdir, protocol)
     groups = _group(results)
     lines = ['# Mode-coverage benchmarks: results', '',
@@ -471,8 +479,11 @@ def write_report(outdir: str, protocol: str | None = None, commands: list[str] |
              'anchors).', '']
     if commands:
         lines += ['Commands that produced the runs (each reuses runs already stored with the same '
-                  'configuration; delete `runs/` to recompute everything):', '']
-        lines += [f'    {cmd}' for cmd in commands] + ['']
+                  'configuration; delete `runs/` to recompute everything). Each is recorded when it starts; the '
+                  'comment says how many of its runs are stored now with the configuration the present code '
+                  'gives its options: fewer than all means it has not finished, or a later command or a change '
+                  'of protocol replaced some of its runs.', '']
+        lines += [f'    {cmd}  # {_stored_text(stored, runs)}' for cmd, stored, runs in commands] + ['']
     for proto in sorted({p for p, _d in groups}):
         calibration = make_calibration_table(groups, proto)
         if calibration:
