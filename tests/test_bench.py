@@ -312,7 +312,6 @@ def test_command_end_to_end(tmp_path, capsys):
     assert '2 already stored' in capsys.readouterr().out
 
 
-
 def test_report_counts_the_stored_runs_of_each_command(tmp_path):
     """results.md says of every recorded command how many of its runs are stored with the configuration the
     present code gives its options: a run that is missing (unfinished) or was trained under other options
@@ -340,6 +339,7 @@ def test_report_counts_the_stored_runs_of_each_command(tmp_path):
     assert f'    {six}  # 0 of 2 runs stored' in lines
     assert f'    python -m stylegan2_softgan.bench --suite=2d --no-such-option --outdir={out}  ' \
            f'# options no longer accepted' in lines
+
 
 @pytest.mark.parametrize('args, message', [
     (['--objectives=nope'], "--objectives: unknown objective 'nope'"),

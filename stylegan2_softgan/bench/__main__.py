@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import shlex
@@ -116,7 +117,8 @@ def _main(suite, protocol, objectives, seeds, first_seed, datasets, outdir, data
 def _configs(suite, protocol, objectives, seeds, first_seed, datasets, data, steps, eval_every, gs, optimizers,
              updates, adam_beta1, eval_bn) -> tuple[list, bool]:
     """The run configurations of one bench command's options, in training order, and whether they read MNIST;
-    bad options raise UserError naming the option. Touches no file, so recorded commands can be re-read."""
+    bad options raise UserError naming the option. The parameters carry the command line's option names (a
+    parsed command is passed by name). Touches no file, so recorded commands can be re-read."""
     import stylegan2_softgan  # noqa: F401  (registers the objectives)
     from stylegan2_softgan.bench import protocols
     from training.loss import list_losses
@@ -186,15 +188,16 @@ def _stored_commands(outdir: str) -> list[tuple[str, int | None, int]]:
     exactly the configuration this code gives its options: (command, stored, runs). A command recorded when
     it started may not have finished, and a command recorded before a protocol changed may now describe other
     runs; stored is None for one this code no longer accepts."""
-    from stylegan2_softgan.bench import runner
-    prefix = 'python -m stylegan2_softgan.bench '
+    from stylegan2_softgan.bench import protocols, runner
+    prefix = protocols.BENCH_COMMAND + ' '
+    config_options = inspect.signature(_configs).parameters
     rows = []
     for command in _read_commands(outdir):
         stored, runs = None, 0
         if command.startswith(prefix):
             try:
                 params = main.make_context('bench', shlex.split(command[len(prefix):])).params
-                configs, _ = _configs(*(params[k] for k in _CONFIG_OPTIONS))
+                configs, _ = _configs(**{k: params[k] for k in config_options})
             except (click.ClickException, ValueError):
                 configs = None
             if configs is not None:
@@ -202,11 +205,6 @@ def _stored_commands(outdir: str) -> list[tuple[str, int | None, int]]:
                 stored = sum(runner.existing_result(outdir, cfg) is not None for cfg in configs)
         rows.append((command, stored, runs))
     return rows
-
-
-# The options _configs takes, in its order.
-_CONFIG_OPTIONS = ('suite', 'protocol', 'objectives', 'seeds', 'first_seed', 'datasets', 'data', 'steps',
-                   'eval_every', 'gs', 'optimizers', 'updates', 'adam_beta1', 'eval_bn')
 
 
 def _record_command(outdir: str, command: str) -> None:

@@ -324,6 +324,10 @@ def make_run_configs(datasets, objectives, seeds, protocol: str = 'quick', steps
             for d in datasets for obj in objectives for seed in seeds]
 
 
+# How commands.txt spells the bench's program; the options follow it.
+BENCH_COMMAND = 'python -m stylegan2_softgan.bench'
+
+
 def bench_command(suite, protocol, objectives, seeds, first_seed, datasets, outdir, data, steps, eval_every,
                   threads=1, gs=True, optimizers='preset', updates='protocol', adam_beta1=None,
                   eval_bn='protocol') -> str:
@@ -354,7 +358,7 @@ def bench_command(suite, protocol, objectives, seeds, first_seed, datasets, outd
     if eval_bn != 'protocol':
         args.append(f'--eval-bn={eval_bn}')
     args.append(f'--outdir={outdir}')
-    return 'python -m stylegan2_softgan.bench ' + shlex.join(args)
+    return f'{BENCH_COMMAND} {shlex.join(args)}'
 
 
 def _plain(obj):
