@@ -312,7 +312,7 @@ def test_command_end_to_end(tmp_path, capsys):
     assert '2 already stored' in capsys.readouterr().out
 
 
-def test_report_counts_the_stored_runs_of_each_command(tmp_path):
+def test_report_counts_the_stored_runs_of_each_command(tmp_path, capsys):
     """results.md says of every recorded command how many of its runs are stored with the configuration the
     present code gives its options: a run that is missing (unfinished) or was trained under other options
     is not counted, and a line the options no longer accept is named as such."""
@@ -330,15 +330,19 @@ def test_report_counts_the_stored_runs_of_each_command(tmp_path):
     three = two.replace('--seeds=2', '--seeds=3')
     six = two.replace('--steps=4', '--steps=6')
     with open(out / 'commands.txt', 'a', encoding='utf-8') as f:
-        f.write(f'{three}\n{six}\npython -m stylegan2_softgan.bench --suite=2d --no-such-option --outdir={out}\n')
+        f.write(f'{three}\n{six}\npython -m stylegan2_softgan.bench --suite=2d --no-such-option --outdir={out}\n'
+                'python -m stylegan2_softgan.bench --suite=2d --help\n')
     (out / 'runs' / 'quick' / 'ring8' / 'stylegan2-seed1.json').unlink()
+    capsys.readouterr()
     assert main.main(['--report-only', f'--outdir={out}'], standalone_mode=False) in (None, 0)
+    assert 'Usage:' not in capsys.readouterr().out       # the recorded help request is not run
     lines = (out / 'results.md').read_text().splitlines()
     assert f'    {two}  # 1 of 2 runs stored' in lines
     assert f'    {three}  # 1 of 3 runs stored' in lines
     assert f'    {six}  # 0 of 2 runs stored' in lines
     assert f'    python -m stylegan2_softgan.bench --suite=2d --no-such-option --outdir={out}  ' \
            f'# options no longer accepted' in lines
+    assert '    python -m stylegan2_softgan.bench --suite=2d --help  # options no longer accepted' in lines
 
 
 @pytest.mark.parametrize('args, message', [

@@ -196,7 +196,11 @@ def _stored_commands(outdir: str) -> list[tuple[str, int | None, int]]:
         stored, runs = None, 0
         if command.startswith(prefix):
             try:
-                params = main.make_context('bench', shlex.split(command[len(prefix):])).params
+                args = shlex.split(command[len(prefix):])
+                # A help request would print the help text and exit instead of giving options.
+                if set(args) & set(main.context_settings['help_option_names']):
+                    raise ValueError('a help request')
+                params = main.make_context('bench', args).params
                 configs, _ = _configs(**{k: params[k] for k in config_options})
             except (click.ClickException, ValueError):
                 configs = None
