@@ -87,7 +87,8 @@ ANCHORS = {
         ('PacDCGAN2', '1000 / 0.06', 'PacGAN T2'),
     ]),
     'stacked-quarter': ('modes (of 1000) / KL (Unrolled GAN setup, D = ¼ G)', [
-        ('DCGAN', '78.5 / 5.21', 'PacGAN T3'),
+        ('DCGAN (as the Unrolled-GAN paper ran it)', '30.6 / 5.99', 'PacGAN T3'),
+        ("DCGAN (PacGAN's implementation)", '78.5 / 5.21', 'PacGAN T3'),
         ('Unrolled GAN, 10 steps', '327 / 4.66', 'PacGAN T3'),
         ('PacDCGAN4', '667 / 1.81', 'PacGAN T3'),
     ]),
